@@ -1,0 +1,44 @@
+#!/bin/sh
+# Install everything the Salt states and the tests need, pinned, idempotently.
+#
+#   ./bootstrap.sh            system packages + the Salt venv (salt, cryptography, py-rattler, ...)
+#   ./bootstrap.sh --tests    also the packages the integration tests use on the machine
+#                             (systemd-nspawn, debootstrap, nftables, openssl, curl)
+#
+# The venv lives in $JHSALT_VENV (default /opt/salt-jupyterhub/venv). A second run changes nothing:
+# apt is only called for missing packages and pip only when requirements/salt.lock changed.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+venv=${JHSALT_VENV:-/opt/salt-jupyterhub/venv}
+lock="$here/requirements/salt.lock"
+
+# gcc + python3-dev: salt's dependency timelib has no wheel and builds from source.
+pkgs="python3 python3-venv python3-dev gcc ca-certificates"
+if [ "${1:-}" = "--tests" ]; then
+    pkgs="$pkgs systemd-container debootstrap nftables iproute2 openssl curl git"
+fi
+
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "bootstrap: installing system packages:$missing"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "bootstrap: creating $venv"
+    /usr/bin/python3 -m venv "$venv"
+fi
+
+want=$(sha256sum "$lock" | cut -d' ' -f1)
+stamp="$venv/.salt-lock.sha256"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+    echo "bootstrap: installing $lock into $venv"
+    "$venv/bin/python" -m pip install --no-input -q --upgrade 'pip==25.3'
+    "$venv/bin/python" -m pip install --no-input -q -r "$lock"
+    echo "$want" > "$stamp"
+fi
+echo "bootstrap: ok ($("$venv/bin/salt-call" --version))"
