@@ -1,0 +1,49 @@
+{%- from "jupyterhub/map.jinja" import jupyterhub with context %}
+# systemd units of the proxy and the hub. Each restarts only when its own inputs changed.
+jupyterhub-proxy-unit-installed:
+  file.managed:
+    - name: /etc/systemd/system/jupyterhub-proxy.service
+    - source: salt://jupyterhub/files/jupyterhub-proxy.service.j2
+    - template: jinja
+    - mode: "0644"
+    - context:
+        settings: {{ jupyterhub | json }}
+
+jupyterhub-unit-installed:
+  file.managed:
+    - name: /etc/systemd/system/jupyterhub.service
+    - source: salt://jupyterhub/files/jupyterhub.service.j2
+    - template: jinja
+    - mode: "0644"
+    - context:
+        settings: {{ jupyterhub | json }}
+
+jupyterhub-proxy-running:
+  service.running:
+    - name: jupyterhub-proxy
+    - enable: true
+    - watch:
+      - file: jupyterhub-proxy-unit-installed
+      - jupyterhub: jupyterhub-proxy-token-generated
+    - require:
+      - pkg: jupyterhub-system-packages-installed
+      - user: jupyterhub-user-present
+
+jupyterhub-running:
+  service.running:
+    - name: jupyterhub
+    - enable: true
+    - watch:
+      - file: jupyterhub-unit-installed
+      - file: jupyterhub-settings-installed
+      - file: jupyterhub-config-installed
+      - file: jupyterhub-spawner-module-installed
+      - file: jupyterhub-templates-installed
+      - file: jupyterhub-sudoers-installed
+      - cmd: jupyterhub-python-env
+      - jupyterhub: jupyterhub-proxy-token-generated
+      - jupyterhub: jupyterhub-cookie-secret-generated
+    - require:
+      - cmd: jupyterhub-config-loads
+      - service: jupyterhub-proxy-running
+      - file: jupyterhub-runtime-dir-present

@@ -1,0 +1,19 @@
+{%- from "jupyterhub/map.jinja" import jupyterhub with context %}
+# The hub may run exactly qsub, qstat and qdel as ordinary users (never root or system accounts).
+# The file is checked with visudo before it is installed.
+jupyterhub-sudoers-installed:
+  file.managed:
+    - name: /etc/sudoers.d/jupyterhub
+    - source: salt://jupyterhub/files/sudoers.j2
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: "0440"
+    - check_cmd: /usr/sbin/visudo -cf
+    - context:
+        hub_user: {{ jupyterhub.user }}
+        commands: {{ [jupyterhub.sge.qsub, jupyterhub.sge.qstat, jupyterhub.sge.qdel] | json }}
+        runas: {{ salt["jupyterhub.sudo_runas"](jupyterhub.sge.sudo_runas_group) | json }}
+    - require:
+      - pkg: jupyterhub-system-packages-installed
+      - user: jupyterhub-user-present

@@ -1,0 +1,52 @@
+{%- from "jupyterhub/map.jinja" import jupyterhub with context %}
+{%- set timer = jupyterhub.update_timer %}
+# A timer that checks the hub environment against the reviewed lock in this state tree: it logs
+# what an update would change and applies it only when update_timer:unattended is true. Nothing
+# is ever upgraded beyond the lock.
+jupyterhub-env-update-script-installed:
+  file.managed:
+    - name: /usr/local/sbin/jupyterhub-env-update
+    - source: salt://jupyterhub/files/jupyterhub-env-update.sh.j2
+    - template: jinja
+    - mode: "0755"
+    - context:
+        unattended: {{ timer.unattended | json }}
+        salt_call: {{ salt["jupyterhub.salt_call_command"]() | json }}
+
+jupyterhub-env-update-units-installed:
+  file.managed:
+    - names:
+      - /etc/systemd/system/jupyterhub-env-update.service:
+        - contents: |
+            # Managed by Salt (jupyterhub.update_timer).
+            [Unit]
+            Description=Check (and if allowed, apply) the reviewed JupyterHub environment
+            [Service]
+            Type=oneshot
+            ExecStart=/usr/local/sbin/jupyterhub-env-update
+      - /etc/systemd/system/jupyterhub-env-update.timer:
+        - contents: |
+            # Managed by Salt (jupyterhub.update_timer).
+            [Unit]
+            Description=Periodic check of the JupyterHub environment
+            [Timer]
+            OnCalendar={{ timer.on_calendar }}
+            RandomizedDelaySec=1h
+            Persistent=true
+            [Install]
+            WantedBy=timers.target
+    - mode: "0644"
+
+{%- if timer.enabled %}
+jupyterhub-env-update-timer-running:
+  service.running:
+    - name: jupyterhub-env-update.timer
+    - enable: true
+    - watch:
+      - file: jupyterhub-env-update-units-installed
+{%- else %}
+jupyterhub-env-update-timer-dead:
+  service.dead:
+    - name: jupyterhub-env-update.timer
+    - enable: false
+{%- endif %}
