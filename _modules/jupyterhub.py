@@ -80,9 +80,12 @@ def _check(value, default, path, schema, errors):
         )
         return
     if _kind(value) is list:
+        items = (schema.get("list_items") or {}).get(":".join(path))
         if default:
+            items = default[0]
+        if items is not None:
             for index, item in enumerate(value):
-                _check(item, default[0], path + [str(index)], schema, errors)
+                _check(item, items, path + [str(index)], schema, errors)
         return
     if not isinstance(value, dict):
         return

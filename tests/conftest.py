@@ -1,0 +1,45 @@
+"""Shared test configuration: repository paths and the Salt loader for functional tests."""
+
+import logging
+import pathlib
+
+import salt.config  # noqa: F401  (import first: Salt sets up logging handlers on import)
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+# Salt's handlers otherwise write to closed files at interpreter exit.
+for _handler in list(logging.root.handlers):
+    logging.root.removeHandler(_handler)
+
+
+@pytest.fixture(scope="session")
+def repo():
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def session_markers_loader(salt_factories):
+    """Let `requires_salt_modules` see the repository's own modules."""
+    minion_id = "markers-loader"
+    factory = salt_factories.salt_minion_daemon(
+        minion_id, overrides={"module_dirs": [str(REPO / "_modules")]}
+    )
+    return salt.loader.minion_mods(factory.config.copy())
+
+
+@pytest.fixture(scope="session")
+def minion_config(salt_factories):
+    """Minion options that load this repository like bin/salt-call does (masterless)."""
+    factory = salt_factories.salt_minion_daemon(
+        "functional",
+        overrides={
+            "file_client": "local",
+            "file_roots": {"base": [str(REPO / "salt")]},
+            "pillar_roots": {"base": [str(REPO / "pillar")]},
+            "module_dirs": [str(REPO / "_modules")],
+            "states_dirs": [str(REPO / "_states")],
+            "fileserver_list_cache_time": 0,
+        },
+    )
+    return factory.config.copy()

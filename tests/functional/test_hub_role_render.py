@@ -1,0 +1,112 @@
+"""The hub role renders with the real Salt loader, for both pillar profiles, and refuses bad pillar."""
+
+import pytest
+
+ROLE_STATES = {
+    "jupyterhub-system-packages-installed",
+    "jupyterhub-user-present",
+    "jupyterhub-python-env",
+    "jupyterhub-sudoers-installed",
+    "jupyterhub-runtime-dir-present",
+    "jupyterhub-cookie-secret-generated",
+    "jupyterhub-proxy-token-generated",
+    "jupyterhub-tls-key-present",
+    "jupyterhub-tls-csr-present",
+    "jupyterhub-settings-installed",
+    "jupyterhub-config-loads",
+    "jupyterhub-proxy-running",
+    "jupyterhub-running",
+    "jupyterhub-nginx-running",
+    "jupyterhub-env-update-timer-running",
+    "jupyterhub-journald-configured",
+}
+
+
+def show(loaders, sls="jupyterhub", **kwargs):
+    return loaders.modules.state.show_sls(sls, **kwargs)
+
+
+def settings_of(rendered):
+    for item in rendered["jupyterhub-settings-installed"]["file"]:
+        if isinstance(item, dict) and "dataset" in item:
+            return item["dataset"]
+    raise AssertionError("no dataset in jupyterhub-settings-installed")
+
+
+@pytest.mark.parametrize("profile", ["dev", "prod"])
+def test_role_renders_for_each_profile(make_loaders, profile):
+    rendered = show(make_loaders(jupyterhub_profile=profile), pillar={"jupyterhub": {"cluster_net_cidr": "0.0.0.0/0"}})
+    assert isinstance(rendered, dict), rendered
+    assert ROLE_STATES <= set(rendered)
+    settings = settings_of(rendered)
+    assert settings["is_devel_env"] is (profile == "dev")
+    assert settings["hub_ip"]
+    assert settings["env_prefix"] == "/opt/jupyterhub/venv"
+
+
+def test_dev_gets_a_self_signed_certificate(make_loaders):
+    rendered = show(make_loaders(jupyterhub_profile="dev"))
+    assert "jupyterhub-tls-certificate-self-signed" in rendered
+    assert "jupyterhub-tls-certificate-missing-notice" not in rendered
+
+
+def test_prod_without_certificate_applies_and_says_so(make_loaders):
+    rendered = show(
+        make_loaders(jupyterhub_profile="prod"),
+        pillar={"jupyterhub": {"cluster_net_cidr": "0.0.0.0/0", "tls": {"cert_file": "/nonexistent/hub.crt"}}},
+    )
+    notice = rendered["jupyterhub-tls-certificate-missing-notice"]["test"]
+    text = next(item["text"] for item in notice if isinstance(item, dict) and "text" in item)
+    assert "/nonexistent/hub.crt does not exist" in text and "hub.csr" in text
+
+
+def test_prod_with_certificate_links_it(make_loaders, tmp_path):
+    cert = tmp_path / "hub.crt"
+    cert.write_text("certificate")
+    rendered = show(
+        make_loaders(jupyterhub_profile="prod"),
+        pillar={"jupyterhub": {"cluster_net_cidr": "0.0.0.0/0", "tls": {"cert_file": str(cert)}}},
+    )
+    assert "jupyterhub-tls-certificate-linked" in rendered
+    assert "jupyterhub-tls-certificate-self-signed" not in rendered
+
+
+def test_pillar_whitelist_and_admins_reach_the_settings(make_loaders):
+    rendered = show(
+        make_loaders(jupyterhub_profile="dev"),
+        pillar={"jupyterhub": {"jh_admin_users": ["alice"], "jh_whitelist_users": ["alice", "bob"]}},
+    )
+    settings = settings_of(rendered)
+    assert settings["jh_admin_users"] == ["alice"]
+    assert settings["jh_whitelist_users"] == ["alice", "bob"]
+
+
+@pytest.mark.parametrize(
+    "pillar, message",
+    [
+        ({"hub": {"port": "eighty"}}, "jupyterhub:hub:port: expected an integer"),
+        ({"jh_admins": []}, "jupyterhub:jh_admins: unknown key"),
+        ({"is_devel_env": "false"}, "jupyterhub:is_devel_env: expected a boolean"),
+        ({"cluster_net_cidr": "198.51.100.0/30"}, "jupyterhub:cluster_net_cidr: this host has no address in 198.51.100.0/30"),
+    ],
+)
+def test_bad_pillar_stops_the_render_naming_the_key(make_loaders, pillar, message):
+    rendered = show(make_loaders(jupyterhub_profile="dev"), pillar={"jupyterhub": pillar})
+    assert isinstance(rendered, list), "a bad pillar must not render any state"
+    assert message in "\n".join(rendered)
+
+
+def test_nginx_site_allows_only_tls12_and_13(make_loaders, repo, tmp_path):
+    loaders = make_loaders(jupyterhub_profile="dev")
+    settings = settings_of(show(loaders))
+    out = tmp_path / "site.conf"
+    loaders.modules.file.manage_file  # the loader must have the file module
+    text = loaders.modules.slsutil.renderer(
+        str(repo / "salt/jupyterhub/files/nginx-site.conf.j2"), default_renderer="jinja", settings=settings
+    )
+    out.write_text(text)
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in text
+    assert "TLSv1.1" not in text.replace("ssl_protocols TLSv1.2 TLSv1.3;", "")
+    assert "Strict-Transport-Security" in text
+    assert "return 301 https://$host$request_uri;" in text
+    assert "client_max_body_size 100m;" in text

@@ -1,0 +1,167 @@
+"""Unit tests of _modules/jupyterhub.py: pillar validation, host values, sudo Runas list."""
+
+import os
+import pwd
+import stat
+
+import pytest
+import yaml
+from salt.exceptions import CommandExecutionError
+
+import jupyterhub_module as jh  # provided by tests/unit/conftest.py
+
+
+@pytest.fixture(scope="module")
+def defaults(repo):
+    return yaml.safe_load((repo / "salt/jupyterhub/defaults.yaml").read_text())["jupyterhub"]
+
+
+@pytest.fixture(scope="module")
+def schema(repo):
+    return yaml.safe_load((repo / "salt/jupyterhub/schema.yaml").read_text())
+
+
+@pytest.fixture
+def configure_loader_modules():
+    return {
+        jh: {
+            "__grains__": {"fqdn": "hub.example.org", "host": "hub", "id": "hub", "fqdn_ip4": []},
+            "__salt__": {"network.ip_addrs": lambda: ["192.0.2.10", "10.1.2.3"]},
+            "__opts__": {"test": False},
+        }
+    }
+
+
+def errors_of(config, defaults, schema):
+    with pytest.raises(CommandExecutionError) as info:
+        jh.check_pillar(config, defaults, schema)
+    return str(info.value)
+
+
+def test_defaults_and_profiles_are_valid(repo, defaults, schema):
+    assert jh.check_pillar({}, defaults, schema)
+    assert jh.check_pillar(None, defaults, schema)
+    for profile in ("dev", "prod"):
+        data = yaml.safe_load((repo / f"pillar/jupyterhub/{profile}.sls").read_text())
+        assert jh.check_pillar(data["jupyterhub"], defaults, schema)
+
+
+def test_pillar_example_is_valid(repo, defaults, schema):
+    data = yaml.safe_load((repo / "pillar.example").read_text())
+    assert jh.check_pillar(data["jupyterhub"], defaults, schema)
+
+
+@pytest.mark.parametrize(
+    "config, key, expected",
+    [
+        ({"is_devel_env": "yes"}, "jupyterhub:is_devel_env", "expected a boolean"),
+        ({"jh_admin_users": "alice"}, "jupyterhub:jh_admin_users", "expected a list"),
+        ({"jh_admin_users": ["alice", 3]}, "jupyterhub:jh_admin_users:1", "expected a string"),
+        ({"hub": {"port": "8081"}}, "jupyterhub:hub:port", "expected an integer"),
+        ({"hub": {"port": True}}, "jupyterhub:hub:port", "expected an integer"),
+        ({"hub": ["port"]}, "jupyterhub:hub", "expected a mapping"),
+        ({"tls": {"key_size": None}}, "jupyterhub:tls:key_size", "expected an integer"),
+    ],
+)
+def test_wrong_type_names_the_key(defaults, schema, config, key, expected):
+    message = errors_of(config, defaults, schema)
+    assert f"{key}: {expected}" in message
+    assert "nothing was changed" in message
+
+
+def test_unknown_keys_are_named_with_the_allowed_ones(defaults, schema):
+    message = errors_of({"jh_admins": ["bob"], "hub": {"prot": 1}}, defaults, schema)
+    assert "jupyterhub:jh_admins: unknown key" in message
+    assert "jupyterhub:hub:prot: unknown key; allowed keys here: extra_groups, log_level, port" in message
+
+
+def test_open_maps_accept_new_entries_but_check_their_type(defaults, schema):
+    queues = {"spawner": {"fields": {"queue": {"choices": {"gpu.q": "GPU nodes"}}}}}
+    assert jh.check_pillar(queues, defaults, schema)
+    bad = {"spawner": {"fields": {"queue": {"choices": {"gpu.q": 5}}}}}
+    assert "jupyterhub:spawner:fields:queue:choices:gpu.q: expected a string" in errors_of(
+        bad, defaults, schema
+    )
+
+
+def test_all_errors_are_reported_at_once(defaults, schema):
+    message = errors_of({"is_devel_env": 1, "user": 2}, defaults, schema)
+    assert "is_devel_env" in message and "jupyterhub:user" in message
+
+
+def test_int_is_accepted_where_a_float_is_expected():
+    assert jh.check_pillar({"x": 3}, {"x": 1.5}, {})
+    assert "expected a number" in errors_of({"x": "3"}, {"x": 1.5}, {})
+
+
+def test_cluster_address_picks_the_address_in_the_network():
+    assert jh.cluster_address("10.0.0.0/8") == "10.1.2.3"
+    assert jh.cluster_address("0.0.0.0/0") == "192.0.2.10"
+
+
+def test_cluster_address_prefers_the_fqdn_address():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(jh.__grains__, "fqdn_ip4", ["10.1.2.3"])
+        assert jh.cluster_address("0.0.0.0/0") == "10.1.2.3"
+
+
+def test_cluster_address_without_address_in_network_is_a_clear_error():
+    with pytest.raises(CommandExecutionError) as info:
+        jh.cluster_address("172.16.0.0/12")
+    message = str(info.value)
+    assert "cluster_net_cidr" in message and "172.16.0.0/12" in message
+    assert "192.0.2.10, 10.1.2.3" in message
+
+
+def test_cluster_address_rejects_a_malformed_network():
+    with pytest.raises(CommandExecutionError, match="cluster_net_cidr: '10.0.0.300/8'"):
+        jh.cluster_address("10.0.0.300/8")
+
+
+def test_computed_values(defaults):
+    config = dict(defaults, tls=dict(defaults["tls"], subject_alt_names=["DNS:jupyter.example.org"]))
+    values = jh.computed(config)
+    assert values["hub_ip"] == "10.1.2.3"
+    assert values["env_prefix"] == "/opt/jupyterhub/venv"
+    assert values["common_name"] == "hub.example.org"
+    assert values["subject_alt_names"] == [
+        "DNS:hub.example.org",
+        "DNS:hub",
+        "IP:192.0.2.10",
+        "IP:10.1.2.3",
+        "DNS:jupyter.example.org",
+    ]
+    conda = jh.computed(dict(defaults, env_provider="conda"))
+    assert conda["env_prefix"] == "/opt/conda/envs/jupyterhub"
+
+
+def test_sudo_runas_excludes_root_and_system_accounts():
+    runas = jh.sudo_runas()
+    items = [item.strip() for item in runas.split(",")]
+    assert items[0] == "ALL"
+    assert "!root" in items and "!#0" in items
+    for entry in pwd.getpwall():
+        if entry.pw_uid < 1000:
+            assert f"!{entry.pw_name}" in items
+            assert f"!#{entry.pw_uid}" in items
+        elif entry.pw_uid != 65534:
+            assert f"!{entry.pw_name}" not in items
+
+
+def test_sudo_runas_group():
+    assert jh.sudo_runas("root") == "%root"
+    with pytest.raises(CommandExecutionError, match="sudo_runas_group: group 'nosuchgroup'"):
+        jh.sudo_runas("nosuchgroup")
+
+
+def test_write_secret_is_private_and_random(tmp_path):
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = __import__("grp").getgrgid(os.getgid()).gr_name
+    first, second = tmp_path / "a", tmp_path / "b"
+    jh.write_secret(str(first), 16, "TOKEN={secret}\n", user, group, "0600")
+    jh.write_secret(str(second), 16, "TOKEN={secret}\n", user, group, "0600")
+    text = first.read_text()
+    assert text.startswith("TOKEN=") and len(text.strip()) == len("TOKEN=") + 32
+    assert text != second.read_text()
+    assert stat.S_IMODE(first.stat().st_mode) == 0o600
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-secret")]
