@@ -100,7 +100,6 @@ def test_nginx_site_allows_only_tls12_and_13(make_loaders, repo, tmp_path):
     loaders = make_loaders(jupyterhub_profile="dev")
     settings = settings_of(show(loaders))
     out = tmp_path / "site.conf"
-    loaders.modules.file.manage_file  # the loader must have the file module
     text = loaders.modules.slsutil.renderer(
         str(repo / "salt/jupyterhub/files/nginx-site.conf.j2"), default_renderer="jinja", settings=settings
     )
