@@ -3,8 +3,8 @@
 import logging
 import pathlib
 
-import salt.config  # noqa: F401  (import first: Salt sets up logging handlers on import)
 import pytest
+import salt.config  # noqa: F401  (import first: Salt sets up logging handlers on import)
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 

@@ -4,11 +4,10 @@ import os
 import pwd
 import stat
 
+import jupyterhub_module as jh  # provided by tests/unit/conftest.py
 import pytest
 import yaml
 from salt.exceptions import CommandExecutionError
-
-import jupyterhub_module as jh  # provided by tests/unit/conftest.py
 
 
 @pytest.fixture(scope="module")

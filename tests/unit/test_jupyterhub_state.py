@@ -5,10 +5,9 @@ import os
 import pwd
 import stat
 
-import pytest
-
 import jupyterhub_module
 import jupyterhub_state as state
+import pytest
 
 USER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
