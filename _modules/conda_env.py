@@ -1,0 +1,950 @@
+"""
+Manage conda environments with `py-rattler`_ (the conda community's solver and installer).
+
+:depends: py-rattler (in Salt's own Python), PyYAML, packaging
+
+The module solves an ``environment.yml`` style spec (``channels``, ``dependencies`` and a
+``pip:`` section) against conda channels and installs exactly the solved package builds into a
+prefix. It never runs ``conda``: it only needs the channels to be reachable (``https://`` or a
+local ``file://`` channel) and works on hosts that have no conda installed at all.
+
+A *lock* records the solved builds of a spec (``conda_env.lock``) in a YAML file that is kept
+and reviewed next to the spec. An environment applied from a lock gets exactly those builds, so
+the same spec/lock applied on the hub host and on a cluster's shared filesystem yields identical
+package sets, however the channel moved on in between.
+
+Configuration (minion config or pillar, read with ``config.get``):
+
+.. code-block:: yaml
+
+    conda_env.root: /opt/conda       # environments named without a path live in <root>/envs
+    conda_env.pkgs_dir: /opt/conda/pkgs   # package cache (default <root>/pkgs)
+
+.. _py-rattler: https://conda.github.io/rattler/py-rattler/
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+
+import salt.utils.files
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - Salt always ships PyYAML
+    HAS_YAML = False
+
+try:
+    import rattler
+    from rattler import MatchSpec, PackageRecord, PrefixRecord, RepoDataRecord, VirtualPackage
+
+    HAS_RATTLER = True
+except ImportError:
+    HAS_RATTLER = False
+
+try:
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    HAS_PACKAGING = True
+except ImportError:  # pragma: no cover
+    HAS_PACKAGING = False
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "conda_env"
+__func_alias__ = {"list_": "list"}
+
+#: Version of the lock file format written by :py:func:`lock`.
+LOCK_VERSION = 1
+#: File (inside ``<prefix>/conda-meta``, not ``*.json`` so conda/rattler ignore it) in which the
+#: module remembers what it applied: spec hash and the pip packages it installed.
+MARKER = "salt-conda_env.yml"
+#: Keys of a package record kept in a lock (everything conda's ``index.json`` has, plus where the
+#: package comes from).
+_INDEX_KEYS = (
+    "name",
+    "version",
+    "build",
+    "build_number",
+    "subdir",
+    "arch",
+    "platform",
+    "noarch",
+    "depends",
+    "constrains",
+    "track_features",
+    "features",
+    "license",
+    "license_family",
+    "timestamp",
+    "python_site_packages_path",
+)
+
+
+def __virtual__():
+    if not HAS_RATTLER:
+        return (
+            False,
+            "conda_env: the py-rattler library is not installed in Salt's Python "
+            "(pip install py-rattler into the Salt venv)",
+        )
+    if not HAS_YAML or not HAS_PACKAGING:
+        return (False, "conda_env: PyYAML and packaging are required")
+    return __virtualname__
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _run(coro):
+    """
+    Run a rattler coroutine to completion, also when the caller already runs an event loop
+    (then in a helper thread).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    result = {}
+
+    def _target():
+        try:
+            result["value"] = asyncio.run(coro)
+        except BaseException as exc:  # pylint: disable=broad-except
+            result["error"] = exc
+
+    thread = threading.Thread(target=_target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def _root(root=None):
+    if root:
+        return os.path.abspath(root)
+    return __salt__["config.get"]("conda_env.root", "/opt/conda")
+
+
+def _pkgs_dir(root=None, pkgs_dir=None):
+    if pkgs_dir:
+        return os.path.abspath(pkgs_dir)
+    configured = __salt__["config.get"]("conda_env.pkgs_dir", "")
+    return configured or os.path.join(_root(root), "pkgs")
+
+
+def resolve_prefix(name, root=None):
+    """
+    Return the prefix of an environment: ``name`` itself when it is an absolute path, else
+    ``<root>/envs/<name>`` (``root`` defaults to the ``conda_env.root`` config value,
+    ``/opt/conda``). The name ``base`` means ``<root>`` itself.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conda_env.resolve_prefix jupyterhub root=/opt/conda
+    """
+    if not name:
+        raise SaltInvocationError("conda_env: an environment name or prefix is required")
+    if os.path.isabs(name):
+        return os.path.normpath(name)
+    if "/" in name or name in (".", ".."):
+        raise SaltInvocationError(
+            f"conda_env: '{name}' is neither an environment name nor an absolute prefix"
+        )
+    if name == "base":
+        return _root(root)
+    return os.path.join(_root(root), "envs", name)
+
+
+def _fetch(source, saltenv):
+    """Local path of ``source`` (local path or any URL ``cp.cache_file`` understands)."""
+    if os.path.isabs(source):
+        if not os.path.isfile(source):
+            raise CommandExecutionError(f"conda_env: file not found: {source}")
+        return source
+    if "://" not in source:
+        raise SaltInvocationError(
+            f"conda_env: '{source}' must be an absolute path or a salt:// (or other) URL"
+        )
+    cached = __salt__["cp.cache_file"](source, saltenv)
+    if not cached:
+        raise CommandExecutionError(f"conda_env: unable to fetch {source}")
+    return cached
+
+
+def _as_str_list(value, what):
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise CommandExecutionError(f"conda_env: {what} must be a list of strings")
+    return [str(v).strip() for v in value]
+
+
+def _normalize_spec(data, origin="spec"):
+    """
+    Check an ``environment.yml`` mapping and return ``{channels, dependencies, pip}``.
+    ``dependencies`` may hold one ``{pip: [...]}`` mapping (conda's own format).
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise CommandExecutionError(f"conda_env: {origin}: expected a mapping, got {type(data).__name__}")
+    channels = [c for c in _as_str_list(data.get("channels"), "channels") if c != "nodefaults"]
+    dependencies = []
+    pip = _as_str_list(data.get("pip"), "pip")
+    for item in data.get("dependencies") or []:
+        if isinstance(item, dict):
+            if set(item) != {"pip"}:
+                raise CommandExecutionError(
+                    f"conda_env: {origin}: unexpected mapping in dependencies: {sorted(item)}"
+                )
+            pip.extend(_as_str_list(item["pip"], "dependencies:pip"))
+        elif isinstance(item, (str, int, float)):
+            dependencies.append(str(item).strip())
+        else:
+            raise CommandExecutionError(f"conda_env: {origin}: bad dependency {item!r}")
+    if not channels:
+        raise CommandExecutionError(f"conda_env: {origin}: no channels")
+    if not dependencies:
+        raise CommandExecutionError(f"conda_env: {origin}: no dependencies")
+    for dep in dependencies:
+        try:
+            MatchSpec(dep, strict=False)
+        except Exception as exc:  # pylint: disable=broad-except
+            raise CommandExecutionError(f"conda_env: {origin}: bad dependency '{dep}': {exc}")
+    for req in pip:
+        if req.startswith("-"):
+            raise CommandExecutionError(
+                f"conda_env: {origin}: pip options ('{req}') belong in pip_args, not the spec"
+            )
+        try:
+            Requirement(req)
+        except InvalidRequirement as exc:
+            raise CommandExecutionError(f"conda_env: {origin}: bad pip requirement '{req}': {exc}")
+    return {"channels": channels, "dependencies": dependencies, "pip": pip}
+
+
+def _spec_sha256(spec):
+    blob = json.dumps({k: spec[k] for k in ("channels", "dependencies", "pip")}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def parse_spec(spec=None, channels=None, dependencies=None, pip=None, saltenv="base"):
+    """
+    Load and check an environment spec and return it normalized as
+    ``{channels, dependencies, pip, sha256}``.
+
+    spec
+        Path or URL (``salt://``, ``https://``...) of an ``environment.yml`` file
+        (``channels``, ``dependencies`` with an optional ``- pip: [...]`` entry), or the
+        same as a mapping.
+
+    channels, dependencies, pip
+        The same lists inline (used when ``spec`` is not given).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conda_env.parse_spec salt://jupyterhub/files/conda/jupyterhub.yml
+        salt '*' conda_env.parse_spec channels='[conda-forge]' dependencies='[python=3.11]'
+    """
+    if isinstance(spec, dict):
+        data, origin = spec, "inline spec"
+    elif spec:
+        path = _fetch(spec, saltenv)
+        try:
+            with salt.utils.files.fopen(path, "r") as fh_:
+                data = yaml.safe_load(fh_)
+        except yaml.YAMLError as exc:
+            raise CommandExecutionError(f"conda_env: {spec}: malformed YAML: {exc}")
+        origin = spec
+    else:
+        data = {"channels": channels, "dependencies": dependencies, "pip": pip}
+        origin = "inline spec"
+    out = _normalize_spec(data, origin)
+    out["sha256"] = _spec_sha256(out)
+    return out
+
+
+def _platforms():
+    return [str(rattler.Subdir.current()), "noarch"]
+
+
+def _virtual_packages():
+    try:
+        return VirtualPackage.detect()
+    except Exception:  # pylint: disable=broad-except
+        return []
+
+
+def _gateway(pkgs_dir):
+    return rattler.Gateway(cache_dir=os.path.join(pkgs_dir, "cache"))
+
+
+def _solve(spec, pkgs_dir, locked=None):
+    """Solve ``spec``; errors of the solver / channel access become CommandExecutionError."""
+    specs = [MatchSpec(dep, strict=False) for dep in spec["dependencies"]]
+    try:
+        return _run(
+            rattler.solve(
+                sources=spec["channels"],
+                specs=specs,
+                gateway=_gateway(pkgs_dir),
+                platforms=_platforms(),
+                locked_packages=locked or None,
+                virtual_packages=_virtual_packages(),
+            )
+        )
+    except Exception as exc:  # pylint: disable=broad-except
+        raise CommandExecutionError(f"conda_env: solving {spec['dependencies']} failed: {exc}")
+
+
+def _installed(prefix):
+    """Installed conda packages of a prefix: {name: PrefixRecord}."""
+    meta = os.path.join(prefix, "conda-meta")
+    out = {}
+    if not os.path.isdir(meta):
+        return out
+    for fname in os.listdir(meta):
+        if fname.endswith(".json"):
+            rec = PrefixRecord.from_path(os.path.join(meta, fname))
+            out[rec.name.normalized] = rec
+    return out
+
+
+def _ident(rec):
+    return f"{rec.version}={rec.build}"
+
+
+def _same_build(a, b):
+    if (str(a.version), str(a.build), a.subdir) != (str(b.version), str(b.build), b.subdir):
+        return False
+    if a.sha256 and b.sha256:
+        return a.sha256 == b.sha256
+    return True
+
+
+def _conda_diff(installed, target):
+    """{name: {'old': 'v=b'|None, 'new': 'v=b'|None}} between installed and target records."""
+    changes = {}
+    wanted = {r.name.normalized: r for r in target}
+    for name, rec in wanted.items():
+        cur = installed.get(name)
+        if cur is None:
+            changes[name] = {"old": None, "new": _ident(rec)}
+        elif not _same_build(cur, rec):
+            changes[name] = {"old": _ident(cur), "new": _ident(rec)}
+    for name, cur in installed.items():
+        if name not in wanted:
+            changes[name] = {"old": _ident(cur), "new": None}
+    return dict(sorted(changes.items()))
+
+
+# ---- lock files -----------------------------------------------------------------------------
+
+
+def _record_to_lock(rec):
+    data = json.loads(rec.to_json())
+    out = {k: data[k] for k in _INDEX_KEYS if data.get(k) not in (None, [], "")}
+    out.update(
+        {
+            "url": rec.url,
+            "channel": rec.channel,
+            "fn": rec.file_name,
+            "sha256": rec.sha256.hex() if rec.sha256 else None,
+            "md5": rec.md5.hex() if rec.md5 else None,
+            "size": rec.size,
+        }
+    )
+    return out
+
+
+def _record_from_lock(entry, tmpdir):
+    index = {k: entry[k] for k in _INDEX_KEYS if k in entry}
+    path = os.path.join(tmpdir, "index.json")
+    with salt.utils.files.fopen(path, "w") as fh_:
+        json.dump(index, fh_)
+    prec = PackageRecord.from_index_json(
+        path, size=entry.get("size"), sha256=entry.get("sha256"), md5=entry.get("md5")
+    )
+    return RepoDataRecord(prec, entry["fn"], entry["url"], entry["channel"])
+
+
+def _read_lock(path):
+    """Parse a lock file: {'version', 'platform', 'spec', 'spec_sha256', 'packages': [records]}."""
+    try:
+        with salt.utils.files.fopen(path, "r") as fh_:
+            data = yaml.safe_load(fh_)
+    except (OSError, yaml.YAMLError) as exc:
+        raise CommandExecutionError(f"conda_env: cannot read lock {path}: {exc}")
+    if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
+        raise CommandExecutionError(f"conda_env: {path} is not a conda_env lock (version {LOCK_VERSION})")
+    try:
+        spec = _normalize_spec(data.get("spec"), f"{path}: spec")
+        spec["sha256"] = _spec_sha256(spec)
+        with tempfile.TemporaryDirectory() as tmpdir:
+            records = [_record_from_lock(e, tmpdir) for e in data.get("packages") or []]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CommandExecutionError(f"conda_env: {path}: bad package entry: {exc}")
+    except Exception as exc:  # pylint: disable=broad-except
+        if isinstance(exc, CommandExecutionError):
+            raise
+        raise CommandExecutionError(f"conda_env: {path}: bad package entry: {exc}")
+    return {
+        "path": path,
+        "platform": data.get("platform"),
+        "spec": spec,
+        "spec_sha256": data.get("spec_sha256"),
+        "records": records,
+    }
+
+
+def _write_lock(path, spec, records):
+    data = {
+        "version": LOCK_VERSION,
+        "platform": _platforms()[0],
+        "spec_sha256": spec["sha256"],
+        "spec": {k: spec[k] for k in ("channels", "dependencies", "pip")},
+        "packages": [_record_to_lock(r) for r in sorted(records, key=lambda r: r.name.normalized)],
+    }
+    header = (
+        "# conda_env lock: the exact package builds solved for `spec` below (written by\n"
+        "# conda_env.lock / conda_env.present). Review it and keep it with the spec; every env\n"
+        "# applied from it gets these builds. Re-record with: salt-call conda_env.lock SPEC LOCK\n"
+    )
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd_, tmp = tempfile.mkstemp(prefix=".conda_env-lock-", dir=directory)
+    try:
+        with os.fdopen(fd_, "w") as fh_:
+            fh_.write(header)
+            yaml.safe_dump(data, fh_, sort_keys=False, default_flow_style=False)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _lock_location(lock_file, saltenv):
+    """(local path or None, is_writable_local) for a lock argument."""
+    if not lock_file:
+        return None, False
+    if os.path.isabs(lock_file):
+        return lock_file, True
+    if "://" in lock_file:
+        cached = __salt__["cp.cache_file"](lock_file, saltenv)
+        if not cached:
+            raise CommandExecutionError(
+                f"conda_env: lock {lock_file} not found. Record it with "
+                f"'salt-call conda_env.lock <spec> <path>' and put it there (review it first)."
+            )
+        return cached, False
+    raise SaltInvocationError(f"conda_env: lock_file '{lock_file}' must be an absolute path or a URL")
+
+
+# ---- pip --------------------------------------------------------------------------------------
+
+
+def _python(prefix):
+    py = os.path.join(prefix, "bin", "python")
+    return py if os.access(py, os.X_OK) else None
+
+
+def _pip_cmd(python, *args):
+    return [python, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
+
+
+def _pip_run(cmd, what):
+    res = __salt__["cmd.run_all"](cmd, python_shell=False, output_loglevel="quiet", env={"PIP_YES": "1"})
+    if res["retcode"] != 0:
+        raise CommandExecutionError(
+            f"conda_env: {what} failed: {(res.get('stderr') or res.get('stdout') or '').strip()}"
+        )
+    return res["stdout"]
+
+
+def _pip_installed(python):
+    out = _pip_run(_pip_cmd(python, "list", "--format=json"), "pip list")
+    return {canonicalize_name(p["name"]): p["version"] for p in json.loads(out or "[]")}
+
+
+def _pip_plan(python, requirements, pip_args, managed_before):
+    """
+    pip changes {name: {'old','new'}} predicted by ``pip install --dry-run --report``, plus
+    removals of packages this module installed before that left the spec.
+    """
+    installed = _pip_installed(python)
+    changes = {}
+    if requirements:
+        cmd = _pip_cmd(python, "install", "--dry-run", "--quiet", "--report", "-", *pip_args, *requirements)
+        report = json.loads(_pip_run(cmd, "pip install --dry-run") or "{}")
+        for item in report.get("install", []):
+            name = canonicalize_name(item["metadata"]["name"])
+            changes[name] = {"old": installed.get(name), "new": item["metadata"]["version"]}
+    wanted = {canonicalize_name(Requirement(r).name) for r in requirements}
+    for name in sorted(set(managed_before) - wanted):
+        if name in installed:
+            changes[name] = {"old": installed[name], "new": None}
+    return dict(sorted(changes.items())), sorted(wanted)
+
+
+def _read_marker(prefix):
+    path = os.path.join(prefix, "conda-meta", MARKER)
+    try:
+        with salt.utils.files.fopen(path, "r") as fh_:
+            return yaml.safe_load(fh_) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _write_marker(prefix, data):
+    path = os.path.join(prefix, "conda-meta", MARKER)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with salt.utils.files.fopen(path, "w") as fh_:
+        yaml.safe_dump(data, fh_, sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------------
+# planning and applying
+# --------------------------------------------------------------------------------------------
+
+
+def _target(spec, lock_file, saltenv, pkgs_dir, installed, frozen):
+    """
+    Records the env must hold, and what happens to the lock:
+    returns (spec, records, lock_action, lock_path) with lock_action None / 'record' / 'update'.
+    """
+    lock_path, writable = _lock_location(lock_file, saltenv)
+    lock = _read_lock(lock_path) if lock_path and os.path.isfile(lock_path) else None
+    if spec is None:
+        if lock is None:
+            raise SaltInvocationError(
+                "conda_env: give a spec (file or inline lists) or an existing lock_file"
+            )
+        spec = lock["spec"]
+    if lock is not None and lock["spec_sha256"] == spec["sha256"] and lock["platform"] == _platforms()[0]:
+        return spec, lock["records"], None, lock_path
+    if lock is not None and not writable:
+        raise CommandExecutionError(
+            f"conda_env: lock {lock_file} was recorded from a different spec (or platform); "
+            "re-record it with conda_env.lock and review it"
+        )
+    if frozen:
+        why = "missing" if lock is None else "recorded from a different spec"
+        raise CommandExecutionError(
+            f"conda_env: frozen: lock {lock_file or '(none given)'} is {why}; not solving. "
+            "Record and review the lock with conda_env.lock first."
+        )
+    # Prefer what is locked (or installed) so that only what the spec change needs moves.
+    if lock is not None:
+        prefer = lock["records"]
+    else:
+        prefer = list(installed.values())
+    records = _solve(spec, pkgs_dir, locked=prefer)
+    action = None
+    if lock_path:
+        action = "record" if lock is None else "update"
+    return spec, records, action, lock_path
+
+
+def _plan(name, spec, lock_file, root, pkgs_dir, pip_args, frozen, saltenv, channels, dependencies, pip):
+    prefix = resolve_prefix(name, root)
+    pkgs = _pkgs_dir(root, pkgs_dir)
+    parsed = None
+    if spec is not None or dependencies:
+        parsed = parse_spec(spec, channels, dependencies, pip, saltenv)
+    installed = _installed(prefix)
+    parsed, records, lock_action, lock_path = _target(parsed, lock_file, saltenv, pkgs, installed, frozen)
+    conda_changes = _conda_diff(installed, records)
+    marker = _read_marker(prefix)
+    plan = {
+        "prefix": prefix,
+        "pkgs_dir": pkgs,
+        "spec": parsed,
+        "records": records,
+        "installed": installed,
+        "conda": conda_changes,
+        "pip": {},
+        "pip_managed": marker.get("pip", []),
+        "pip_pending": False,
+        "lock_action": lock_action,
+        "lock_path": lock_path,
+        "pip_args": list(pip_args or []),
+        "marker": marker,
+    }
+    python = _python(prefix)
+    python_in_target = "python" in {r.name.normalized for r in records}
+    if parsed["pip"] or marker.get("pip"):
+        if python and not ("python" in conda_changes and python_in_target):
+            plan["pip"], plan["pip_managed"] = _pip_plan(
+                python, parsed["pip"], plan["pip_args"], marker.get("pip", [])
+            )
+        elif python_in_target:
+            # python arrives (or changes) with this transaction: pip resolves after it.
+            plan["pip_pending"] = bool(parsed["pip"])
+        elif parsed["pip"]:
+            raise CommandExecutionError(
+                f"conda_env: the spec has a pip section but {prefix} has no python "
+                "(add python to the dependencies)"
+            )
+    return plan
+
+
+def _changes(plan):
+    changes = {}
+    if plan["conda"]:
+        changes["conda"] = plan["conda"]
+    if plan["pip"]:
+        changes["pip"] = plan["pip"]
+    elif plan["pip_pending"]:
+        changes["pip"] = {
+            "requirements": {"old": None, "new": plan["spec"]["pip"]},
+        }
+    if plan["lock_action"]:
+        changes["lock"] = {
+            "old": None if plan["lock_action"] == "record" else "stale",
+            "new": plan["lock_path"],
+        }
+    return changes
+
+
+def _prefetch(records, pkgs_dir):
+    """
+    Download and unpack ``records`` into the package cache through a throw-away prefix, so a
+    download/unpack error happens before the real environment is touched.
+    """
+    if not records:
+        return
+    os.makedirs(pkgs_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".conda_env-stage-", dir=pkgs_dir)
+    try:
+        _run(rattler.install(records, target_prefix=staging, cache_dir=pkgs_dir, show_progress=False))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _requested_specs(spec):
+    """
+    The spec's MatchSpecs for the ``requested_specs`` of the conda-meta records (py-rattler
+    0.28's ``install`` hands this list to the Rust side unconverted, so pass the inner objects).
+    """
+    specs = [MatchSpec(d, strict=False) for d in spec["dependencies"]]
+    return [getattr(m, "_match_spec", m) for m in specs]
+
+
+def _apply(plan):
+    prefix = plan["prefix"]
+    spec = plan["spec"]
+    if plan["conda"]:
+        new = {n for n, c in plan["conda"].items() if c["new"] is not None}
+        try:
+            _prefetch([r for r in plan["records"] if r.name.normalized in new], plan["pkgs_dir"])
+        except Exception as exc:  # pylint: disable=broad-except
+            raise CommandExecutionError(
+                f"conda_env: fetching packages failed, {prefix} left unchanged: {exc}"
+            )
+        try:
+            _run(
+                rattler.install(
+                    plan["records"],
+                    target_prefix=prefix,
+                    cache_dir=plan["pkgs_dir"],
+                    installed_packages=list(plan["installed"].values()),
+                    show_progress=False,
+                    requested_specs=_requested_specs(spec),
+                )
+            )
+        except Exception as exc:  # pylint: disable=broad-except
+            raise CommandExecutionError(f"conda_env: installing into {prefix} failed: {exc}")
+    if plan["lock_action"]:
+        _write_lock(plan["lock_path"], spec, plan["records"])
+    pip_changes = plan["pip"]
+    if plan["pip_pending"] or pip_changes:
+        python = _python(prefix)
+        if not python:
+            raise CommandExecutionError(f"conda_env: {prefix} has no bin/python for the pip section")
+        if plan["pip_pending"]:
+            pip_changes, _ = _pip_plan(python, spec["pip"], plan["pip_args"], plan["marker"].get("pip", []))
+        remove = sorted(n for n, c in pip_changes.items() if c["new"] is None)
+        if remove:
+            _pip_run(_pip_cmd(python, "uninstall", "--yes", *remove), "pip uninstall")
+        if any(c["new"] is not None for c in pip_changes.values()):
+            _pip_run(_pip_cmd(python, "install", "--quiet", *plan["pip_args"], *spec["pip"]), "pip install")
+    marker = {
+        "spec_sha256": spec["sha256"],
+        "pip": sorted({canonicalize_name(Requirement(r).name) for r in spec["pip"]}),
+    }
+    if os.path.isdir(prefix) and marker != plan["marker"]:
+        _write_marker(prefix, marker)
+    changes = _changes(plan)
+    if pip_changes:
+        changes["pip"] = pip_changes
+    return changes
+
+
+def install(
+    name,
+    spec=None,
+    lock_file=None,
+    channels=None,
+    dependencies=None,
+    pip=None,
+    pip_args=None,
+    root=None,
+    pkgs_dir=None,
+    frozen=False,
+    test=False,
+    saltenv="base",
+):
+    """
+    Make the environment ``name`` match a spec (or a lock) and return the changes
+    ``{'conda': {pkg: {'old', 'new'}}, 'pip': {...}, 'lock': {...}}`` (empty: nothing to do).
+
+    The spec is solved first; a solver, channel or spec error raises and leaves the
+    environment untouched. New packages are downloaded and unpacked before the environment is
+    changed; then one rattler transaction adds, removes, up- and downgrades exactly what
+    differs. The pip section is applied with the environment's own ``python -m pip``.
+
+    name
+        Environment name (under ``<root>/envs``) or absolute prefix.
+
+    spec
+        ``environment.yml`` path or URL (``salt://...``); or use ``channels``,
+        ``dependencies`` and ``pip`` inline.
+
+    lock_file
+        Lock of the spec (see :py:func:`lock`). If it exists and was recorded from this spec,
+        exactly its builds are installed (no solve). A local path that is missing (or was
+        recorded from an older spec) is (re-)recorded from this solve; a ``salt://`` lock must
+        exist and match.
+
+    pip_args
+        Extra ``pip install`` arguments, e.g. ``['--no-index', '--find-links', '/srv/wheels']``.
+
+    root
+        conda root (default: ``conda_env.root`` config, ``/opt/conda``).
+
+    pkgs_dir
+        Package cache (default ``<root>/pkgs``).
+
+    frozen
+        Never solve: fail unless ``lock_file`` exists and matches the spec (what an unattended
+        update uses).
+
+    test
+        Only return the changes that would be made.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conda_env.install jupyterhub spec=salt://jupyterhub/files/conda/jupyterhub.yml
+        salt '*' conda_env.install /shared/envs/jh lock_file=/shared/envs/jh.lock.yml frozen=True test=True
+    """
+    plan = _plan(
+        name, spec, lock_file, root, pkgs_dir, pip_args, frozen, saltenv, channels, dependencies, pip
+    )
+    if test:
+        return _changes(plan)
+    return _apply(plan)
+
+
+def lock(
+    spec=None,
+    lock_file=None,
+    channels=None,
+    dependencies=None,
+    pip=None,
+    update=False,
+    root=None,
+    pkgs_dir=None,
+    saltenv="base",
+):
+    """
+    Solve a spec and record the exact builds in ``lock_file`` (YAML, written atomically).
+    Returns ``{'lock_file', 'packages': {name: 'version=build'}, 'changes': {...}}``.
+
+    When the lock exists, its builds are preferred (only what the spec change needs moves);
+    ``update=True`` solves afresh to pick up newer builds. Review the diff (``changes``)
+    before committing the lock.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call conda_env.lock salt://jupyterhub/files/conda/jupyterhub.yml /srv/locks/jupyterhub.lock.yml
+        salt-call conda_env.lock /srv/jh.yml /srv/jh.lock.yml update=True
+    """
+    if not lock_file or not os.path.isabs(lock_file):
+        raise SaltInvocationError("conda_env.lock: lock_file must be an absolute local path")
+    parsed = parse_spec(spec, channels, dependencies, pip, saltenv)
+    old = _read_lock(lock_file)["records"] if os.path.isfile(lock_file) else []
+    records = _solve(parsed, _pkgs_dir(root, pkgs_dir), locked=None if update else old)
+    _write_lock(lock_file, parsed, records)
+    return {
+        "lock_file": lock_file,
+        "packages": {r.name.normalized: _ident(r) for r in sorted(records, key=lambda r: r.name.normalized)},
+        "changes": _conda_diff({r.name.normalized: r for r in old}, records),
+    }
+
+
+def drift(
+    name,
+    spec=None,
+    lock_file=None,
+    channels=None,
+    dependencies=None,
+    pip=None,
+    pip_args=None,
+    root=None,
+    pkgs_dir=None,
+    saltenv="base",
+):
+    """
+    Report the drift of an environment from its lock (or, without a lock, from its spec):
+    ``{'prefix', 'in_sync': bool, 'conda': {pkg: {'old': installed, 'new': wanted}},
+    'pip': {...}}``. Nothing is changed and the lock is never written.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conda_env.drift jupyterhub lock_file=salt://jupyterhub/files/conda/jupyterhub.lock.yml
+    """
+    plan = _plan(name, spec, lock_file, root, pkgs_dir, pip_args, False, saltenv, channels, dependencies, pip)
+    return {
+        "prefix": plan["prefix"],
+        "in_sync": not (plan["conda"] or plan["pip"] or plan["pip_pending"]),
+        "conda": plan["conda"],
+        "pip": plan["pip"],
+        "lock_stale": bool(plan["lock_action"] == "update"),
+    }
+
+
+def update_report(
+    name,
+    spec=None,
+    lock_file=None,
+    pip_args=None,
+    root=None,
+    pkgs_dir=None,
+    apply=False,
+    saltenv="base",
+):
+    """
+    What the env-update timer runs: compare the environment with its reviewed lock (never
+    solving, ``frozen``), log the diff, and apply it only when ``apply=True``.
+    A missing or stale lock, or a failed update, is reported with ``result: False`` and leaves
+    the environment as it was (or, for a failed transaction, as rattler left it; the old builds
+    stay in the package cache).
+
+    Returns ``{'prefix', 'result', 'applied', 'changes', 'comment'}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --out=json conda_env.update_report jupyterhub lock_file=/etc/jupyterhub/conda/jupyterhub.lock.yml
+        salt-call conda_env.update_report /shared/envs/jh lock_file=... apply=True
+    """
+    prefix = resolve_prefix(name, root)
+    ret = {"prefix": prefix, "result": True, "applied": False, "changes": {}, "comment": ""}
+    kwargs = dict(
+        spec=spec,
+        lock_file=lock_file,
+        pip_args=pip_args,
+        root=root,
+        pkgs_dir=pkgs_dir,
+        frozen=True,
+        saltenv=saltenv,
+    )
+    try:
+        ret["changes"] = install(name, test=True, **kwargs)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret.update(result=False, comment=f"update check failed: {exc}")
+        log.error("conda_env.update_report %s: %s", prefix, ret["comment"])
+        return ret
+    if not ret["changes"]:
+        ret["comment"] = f"{prefix} matches its lock"
+        return ret
+    log.warning("conda_env.update_report %s: pending changes %s", prefix, json.dumps(ret["changes"]))
+    if not apply:
+        ret["comment"] = f"{prefix} differs from its lock; unattended updates are off, not applied"
+        return ret
+    try:
+        ret["changes"] = install(name, test=False, **kwargs)
+        ret["applied"] = True
+        ret["comment"] = f"{prefix} updated to its lock"
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret.update(result=False, comment=f"update failed: {exc}")
+        log.error("conda_env.update_report %s: %s", prefix, ret["comment"])
+    return ret
+
+
+def list_(name, root=None):
+    """
+    Installed conda packages of an environment: ``{name: 'version=build'}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conda_env.list jupyterhub
+    """
+    prefix = resolve_prefix(name, root)
+    return {n: _ident(r) for n, r in sorted(_installed(prefix).items())}
+
+
+def exists(name, root=None):
+    """
+    True if the environment exists (its prefix holds ``conda-meta``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conda_env.exists jupyterhub
+    """
+    return os.path.isdir(os.path.join(resolve_prefix(name, root), "conda-meta"))
+
+
+def remove(name, root=None, test=False):
+    """
+    Delete an environment (its whole prefix). Refuses prefixes without ``conda-meta`` and the
+    conda root itself. Returns True if something was (or, with ``test``, would be) removed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' conda_env.remove oldenv
+    """
+    prefix = resolve_prefix(name, root)
+    if not os.path.exists(prefix):
+        return False
+    if prefix in ("/", _root(root)) or not os.path.isdir(os.path.join(prefix, "conda-meta")):
+        raise CommandExecutionError(f"conda_env: {prefix} is not a conda environment, not removing it")
+    if test:
+        return True
+    try:
+        shutil.rmtree(prefix)
+    except OSError as exc:
+        raise CommandExecutionError(f"conda_env: removing {prefix} failed: {exc}")
+    return True

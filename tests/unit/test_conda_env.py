@@ -1,0 +1,334 @@
+"""
+Unit tests of the conda_env execution and state modules with loader fakes (edge cases the
+functional tests do not reach). The real solver/installer runs in tests/functional.
+"""
+
+import importlib.util
+import sys
+import types
+
+import pytest
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from tests.conftest import REPO
+
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+mod = _load("conda_env_module", REPO / "_modules/conda_env.py")
+state = _load("conda_env_state", REPO / "_states/conda_env.py")
+
+
+class FakeInstall:
+    """Stands in for conda_env.install; records calls, returns/raises what it is told."""
+
+    def __init__(self, changes=None, error=None):
+        self.changes = changes or {}
+        self.error = error
+        self.calls = []
+
+    def __call__(self, name, **kwargs):
+        self.calls.append((name, kwargs))
+        if self.error:
+            raise self.error
+        return self.changes
+
+
+@pytest.fixture
+def opts():
+    return {"test": False}
+
+
+@pytest.fixture
+def cache_file():
+    files = {}
+
+    def fake(source, saltenv="base"):
+        return files.get(source, False)
+
+    fake.files = files
+    return fake
+
+
+@pytest.fixture
+def configure_loader_modules(opts, cache_file, tmp_path):
+    config = {"conda_env.root": str(tmp_path / "conda")}
+    return {
+        mod: {
+            "__opts__": opts,
+            "__salt__": {
+                "config.get": lambda key, default=None: config.get(key, default),
+                "cp.cache_file": cache_file,
+            },
+        },
+        state: {"__opts__": opts, "__salt__": {}, "__env__": "base"},
+    }
+
+
+# ---- __virtual__ ------------------------------------------------------------------------------
+
+
+def test_virtual_refuses_without_rattler(monkeypatch):
+    monkeypatch.setattr(mod, "HAS_RATTLER", False)
+    ok, reason = mod.__virtual__()
+    assert ok is False and "py-rattler" in reason
+    monkeypatch.setattr(mod, "HAS_RATTLER", True)
+    assert mod.__virtual__() == "conda_env"
+
+
+def test_state_virtual_needs_the_execution_module():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(state, "__salt__", {}, raising=False)
+        assert state.__virtual__()[0] is False
+        mp.setattr(state, "__salt__", {"conda_env.install": object()}, raising=False)
+        assert state.__virtual__() == "conda_env"
+
+
+# ---- prefixes ---------------------------------------------------------------------------------
+
+
+def test_resolve_prefix(tmp_path):
+    root = tmp_path / "conda"
+    assert mod.resolve_prefix("jh") == str(root / "envs/jh")
+    assert mod.resolve_prefix("jh", root="/srv/c") == "/srv/c/envs/jh"
+    assert mod.resolve_prefix("/shared/envs/jh/") == "/shared/envs/jh"
+    assert mod.resolve_prefix("base", root="/srv/c") == "/srv/c"
+    for bad in ("a/b", "..", ""):
+        with pytest.raises(SaltInvocationError):
+            mod.resolve_prefix(bad)
+
+
+# ---- specs ------------------------------------------------------------------------------------
+
+
+def test_parse_spec_environment_yml(tmp_path):
+    path = tmp_path / "env.yml"
+    path.write_text(
+        "name: jh\nchannels: [conda-forge, nodefaults]\n"
+        "dependencies:\n  - python=3.11\n  - jupyterhub >=5\n  - pip:\n    - sgespawner==1.0\n"
+    )
+    spec = mod.parse_spec(str(path))
+    assert spec["channels"] == ["conda-forge"]
+    assert spec["dependencies"] == ["python=3.11", "jupyterhub >=5"]
+    assert spec["pip"] == ["sgespawner==1.0"]
+    inline = mod.parse_spec(
+        channels=["conda-forge"], dependencies=["python=3.11", "jupyterhub >=5"], pip=["sgespawner==1.0"]
+    )
+    assert inline == spec, "same spec inline and from a file -> same hash"
+    changed = mod.parse_spec(channels=["conda-forge"], dependencies=["python=3.12", "jupyterhub >=5"])
+    assert changed["sha256"] != spec["sha256"]
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("channels: [a\ndependencies: [", "malformed YAML"),
+        ("- just\n- a list\n", "expected a mapping"),
+        ("dependencies: [x]\n", "no channels"),
+        ("channels: [c]\n", "no dependencies"),
+        ("channels: [c]\ndependencies: ['alpha >=>= 1']\n", "bad dependency"),
+        ("channels: [c]\ndependencies: [a, {conda: [b]}]\n", "unexpected mapping"),
+        ("channels: [c]\ndependencies: [a, {pip: ['--index-url x']}]\n", "pip_args"),
+        ("channels: [c]\ndependencies: [a, {pip: ['not a req !!']}]\n", "bad pip requirement"),
+    ],
+)
+def test_parse_spec_errors(tmp_path, text, message):
+    path = tmp_path / "env.yml"
+    path.write_text(text)
+    with pytest.raises(CommandExecutionError, match=message):
+        mod.parse_spec(str(path))
+
+
+def test_parse_spec_from_salt_url(tmp_path, cache_file):
+    path = tmp_path / "cached.yml"
+    path.write_text("channels: [c]\ndependencies: [a]\n")
+    cache_file.files["salt://env.yml"] = str(path)
+    assert mod.parse_spec("salt://env.yml")["dependencies"] == ["a"]
+    with pytest.raises(CommandExecutionError, match="unable to fetch salt://missing.yml"):
+        mod.parse_spec("salt://missing.yml")
+    with pytest.raises(SaltInvocationError):
+        mod.parse_spec("relative/env.yml")
+
+
+# ---- diff ------------------------------------------------------------------------------------
+
+
+def rec(name, version, build="h0_0", sha=b"x"):
+    return types.SimpleNamespace(
+        name=types.SimpleNamespace(normalized=name), version=version, build=build, subdir="noarch", sha256=sha
+    )
+
+
+def test_conda_diff_lists_each_package_old_new():
+    installed = {"a": rec("a", "1"), "b": rec("b", "1"), "c": rec("c", "1"), "d": rec("d", "1", sha=b"old")}
+    target = [rec("a", "1"), rec("b", "2"), rec("e", "1"), rec("d", "1", sha=b"new")]
+    assert mod._conda_diff(installed, target) == {
+        "b": {"old": "1=h0_0", "new": "2=h0_0"},
+        "c": {"old": "1=h0_0", "new": None},
+        "d": {"old": "1=h0_0", "new": "1=h0_0"},  # same version/build, different artifact
+        "e": {"old": None, "new": "1=h0_0"},
+    }
+    assert mod._conda_diff(installed, list(installed.values())) == {}
+
+
+# ---- lock policy ------------------------------------------------------------------------------
+
+
+def spec_of(*deps):
+    return mod.parse_spec(channels=["file:///c"], dependencies=list(deps))
+
+
+def fake_lock(monkeypatch, spec, records=("locked",)):
+    monkeypatch.setattr(
+        mod,
+        "_read_lock",
+        lambda path: {
+            "path": path,
+            "platform": mod._platforms()[0],
+            "spec": spec,
+            "spec_sha256": spec["sha256"],
+            "records": list(records),
+        },
+    )
+
+
+def test_matching_lock_is_installed_without_solving(monkeypatch, tmp_path):
+    lock = tmp_path / "l.yml"
+    lock.write_text("x")
+    spec = spec_of("a")
+    fake_lock(monkeypatch, spec)
+    monkeypatch.setattr(mod, "_solve", lambda *a, **k: pytest.fail("solved although the lock matches"))
+    assert mod._target(spec, str(lock), "base", "/p", {}, frozen=True) == (spec, ["locked"], None, str(lock))
+
+
+def test_stale_or_missing_lock(monkeypatch, tmp_path, cache_file):
+    lock = tmp_path / "l.yml"
+    lock.write_text("x")
+    fake_lock(monkeypatch, spec_of("a"))
+    solved = []
+    monkeypatch.setattr(mod, "_solve", lambda spec, pkgs, locked=None: solved.append(locked) or ["new"])
+    new = spec_of("a", "b")
+    # frozen (timer): never solves
+    with pytest.raises(CommandExecutionError, match="frozen"):
+        mod._target(new, str(lock), "base", "/p", {}, frozen=True)
+    with pytest.raises(CommandExecutionError, match="frozen"):
+        mod._target(new, str(tmp_path / "missing.yml"), "base", "/p", {}, frozen=True)
+    # local lock: re-solved preferring the locked builds, then re-recorded
+    assert mod._target(new, str(lock), "base", "/p", {}, frozen=False)[1:] == (["new"], "update", str(lock))
+    assert solved == [["locked"]]
+    assert mod._target(new, str(tmp_path / "missing.yml"), "base", "/p", {}, False)[2] == "record"
+    # salt:// lock: must match, never rewritten
+    cache_file.files["salt://l.yml"] = str(lock)
+    with pytest.raises(CommandExecutionError, match="different spec"):
+        mod._target(new, "salt://l.yml", "base", "/p", {}, frozen=False)
+    with pytest.raises(CommandExecutionError, match="not found"):
+        mod._target(new, "salt://nope.yml", "base", "/p", {}, frozen=False)
+    with pytest.raises(SaltInvocationError):
+        mod._target(None, None, "base", "/p", {}, frozen=False)
+
+
+def test_read_lock_rejects_foreign_files(tmp_path):
+    path = tmp_path / "pixi.lock"
+    path.write_text("version: 6\nenvironments: {}\n")
+    with pytest.raises(CommandExecutionError, match="not a conda_env lock"):
+        mod._read_lock(str(path))
+    path.write_text("version: 1\nspec: {channels: [c], dependencies: [a]}\npackages: [{name: a}]\n")
+    with pytest.raises(CommandExecutionError, match="bad package entry"):
+        mod._read_lock(str(path))
+
+
+# ---- update_report ----------------------------------------------------------------------------
+
+
+def test_update_report(monkeypatch):
+    calls = []
+
+    def install(name, test=False, **kwargs):
+        calls.append((test, kwargs["frozen"]))
+        return {"conda": {"a": {"old": "1=b", "new": "2=b"}}}
+
+    monkeypatch.setattr(mod, "install", install)
+    report = mod.update_report("/e", lock_file="/l.yml")
+    assert report["result"] is True and report["applied"] is False and calls == [(True, True)]
+    assert "not applied" in report["comment"]
+    calls.clear()
+    report = mod.update_report("/e", lock_file="/l.yml", apply=True)
+    assert report["applied"] is True and calls == [(True, True), (False, True)]
+
+    def failing(name, test=False, **kwargs):
+        if not test:
+            raise CommandExecutionError("boom")
+        return {"conda": {"a": {"old": None, "new": "1=b"}}}
+
+    monkeypatch.setattr(mod, "install", failing)
+    report = mod.update_report("/e", lock_file="/l.yml", apply=True)
+    assert report["result"] is False and "boom" in report["comment"] and report["applied"] is False
+
+
+# ---- state module -----------------------------------------------------------------------------
+
+
+CHANGES = {"conda": {"a": {"old": None, "new": "1=b"}, "b": {"old": "1=b", "new": None}}}
+
+
+def test_present_passes_test_through_and_returns_exact_changes(opts):
+    fake = FakeInstall(CHANGES)
+    state.__salt__["conda_env.install"] = fake
+    opts["test"] = True
+    ret = state.present("jh", spec="salt://env.yml", lock_file="/l.yml")
+    assert ret == {
+        "name": "jh",
+        "result": None,
+        "changes": CHANGES,
+        "comment": "Conda environment jh would be changed (conda: 1 added, 1 removed, 0 changed)",
+    }
+    assert fake.calls[0][1]["test"] is True and fake.calls[0][1]["saltenv"] == "base"
+    opts["test"] = False
+    ret = state.present("jh", spec="salt://env.yml")
+    assert ret["result"] is True and ret["changes"] == CHANGES and fake.calls[1][1]["test"] is False
+
+
+def test_present_noop_and_failure():
+    state.__salt__["conda_env.install"] = FakeInstall({})
+    ret = state.present("jh", spec="/env.yml")
+    assert ret["result"] is True and ret["changes"] == {} and "desired state" in ret["comment"]
+    state.__salt__["conda_env.install"] = FakeInstall(
+        error=CommandExecutionError("conda_env: solving failed: nope")
+    )
+    ret = state.present("jh", spec="/env.yml")
+    assert ret == {"name": "jh", "result": False, "changes": {}, "comment": "conda_env: solving failed: nope"}
+
+
+def test_absent(opts):
+    removed = {"value": True}
+    state.__salt__["conda_env.resolve_prefix"] = lambda name, root=None: f"/c/envs/{name}"
+    state.__salt__["conda_env.remove"] = lambda name, root=None, test=False: removed["value"]
+    opts["test"] = True
+    assert state.absent("x")["result"] is None
+    opts["test"] = False
+    assert state.absent("x") == {
+        "name": "x",
+        "result": True,
+        "changes": {"removed": "/c/envs/x"},
+        "comment": "Conda environment /c/envs/x removed",
+    }
+    removed["value"] = False
+    assert state.absent("x")["changes"] == {}
+
+
+def test_remove_refuses_non_environments(tmp_path):
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(CommandExecutionError, match="not a conda environment"):
+        mod.remove(str(tmp_path / "plain"))
+    assert mod.remove(str(tmp_path / "nothing")) is False
+    (tmp_path / "env/conda-meta").mkdir(parents=True)
+    assert mod.remove(str(tmp_path / "env"), test=True) is True
+    assert (tmp_path / "env").exists()
+    assert mod.remove(str(tmp_path / "env")) is True
+    assert not (tmp_path / "env").exists()
