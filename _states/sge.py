@@ -1,0 +1,370 @@
+"""
+Manage a Grid Engine cell: submit, admin and execution hosts, host groups, cluster queues,
+parallel environments, the scheduler and the global configuration.
+
+A thin layer over the :py:mod:`sge execution module <_modules.sge>`: every state reads the
+current value, does nothing when it already matches, predicts the change with ``test=True``
+(``result: None``), and reports ``old``/``new``. SGE's refusals ("must be manager",
+"can't resolve hostname", ...) fail the state with SGE's own message.
+
+Apply these states on a Grid Engine admin host (e.g. the qmaster) as a manager (root is one).
+
+.. code-block:: yaml
+
+    hub01-is-a-submit-host:
+      sge.submit_host_present:
+        - name: hub01
+
+    oldhub-is-no-submit-host:
+      sge.submit_host_absent:
+        - name: oldhub
+
+    smp-pe-configured:
+      sge.pe_present:
+        - name: smp
+        - settings:
+            slots: 999
+            allocation_rule: $pe_slots
+"""
+
+import getpass
+
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "sge"
+
+
+def __virtual__():
+    if "sge.list_submit_hosts" in __salt__:
+        return __virtualname__
+    return (False, "sge: the sge execution module is not available (Grid Engine client missing?)")
+
+
+def _ret(name):
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
+def _fail(ret, comment):
+    ret["result"] = False
+    ret["comment"] = comment
+    return ret
+
+
+def _manager_problem():
+    """A comment if the user running Salt is not an SGE manager (predicted for test=True)."""
+    user = getpass.getuser()
+    try:
+        managers = __salt__["sge.list_managers"]()
+    except CommandExecutionError as exc:
+        return str(exc)
+    if user not in managers:
+        return f"{user} is not a Grid Engine manager (managers: {', '.join(managers)})"
+    return None
+
+
+def _host_in_list(name, kind, present):
+    """Shared body of the {submit,admin}_host_{present,absent} states."""
+    list_fn, add_fn, remove_fn = {
+        "submit": ("sge.list_submit_hosts", "sge.add_submit_host", "sge.remove_submit_host"),
+        "admin": ("sge.list_admin_hosts", "sge.add_admin_host", "sge.remove_admin_host"),
+    }[kind]
+    label = f"{kind} host"
+    ret = _ret(name)
+    try:
+        host = __salt__["sge.resolve_host"](name)
+    except CommandExecutionError as exc:
+        if present:
+            return _fail(ret, f"{name} cannot become a {label}: {exc}")
+        host = name
+    try:
+        old = __salt__[list_fn]()
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    if (host in old) == present:
+        ret["comment"] = f"{host} is {'already' if present else 'not'} a {label}"
+        return ret
+    new = sorted(old + [host]) if present else [h for h in old if h != host]
+    changes = {f"{kind}_hosts": {"old": old, "new": new}}
+    verb = "added to" if present else "removed from"
+    if __opts__["test"]:
+        problem = _manager_problem()
+        if problem:
+            return _fail(ret, f"{host} would not be {verb} the {label}s: {problem}")
+        ret.update(result=None, changes=changes, comment=f"{host} would be {verb} the {label}s")
+        return ret
+    try:
+        __salt__[add_fn if present else remove_fn](host)
+        now = __salt__[list_fn]()
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    if (host in now) != present:
+        return _fail(ret, f"{host} was not {verb} the {label}s (list is now {now})")
+    ret["changes"] = {f"{kind}_hosts": {"old": old, "new": now}}
+    ret["comment"] = f"{host} {verb} the {label}s"
+    return ret
+
+
+def submit_host_present(name):
+    """
+    Make ``name`` a submit host of the cell (``qconf -as``).
+
+    name
+        the host; SGE stores it under the name its resolver gives (``gethostbyname -aname``).
+    """
+    return _host_in_list(name, "submit", True)
+
+
+def submit_host_absent(name):
+    """
+    Make sure ``name`` is not a submit host (``qconf -ds``).
+    """
+    return _host_in_list(name, "submit", False)
+
+
+def admin_host_present(name):
+    """
+    Make ``name`` an administrative host (``qconf -ah``). An execution daemon registers its
+    host as an execution host by itself when the host is an admin host.
+    """
+    return _host_in_list(name, "admin", True)
+
+
+def admin_host_absent(name):
+    """
+    Make sure ``name`` is not an administrative host (``qconf -dh``).
+    """
+    return _host_in_list(name, "admin", False)
+
+
+def _norm(value):
+    return __salt__["sge.format_value"](value)
+
+
+def _diff(current, settings):
+    """{key: {old, new}} for every key of ``settings`` whose SGE value differs."""
+    diff = {}
+    for key, want in (settings or {}).items():
+        want = _norm(want)
+        have = current.get(key)
+        if have is None or " ".join(have.split()) != want:
+            diff[key] = {"old": have, "new": want}
+    return diff
+
+
+def _object_present(name, settings, what, show_fn, add_fn, modify_fn):
+    ret = _ret(name)
+    settings = dict(settings or {})
+    try:
+        current = __salt__[show_fn](name)
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    if current:
+        diff = _diff(current, settings)
+        if not diff:
+            ret["comment"] = f"{what} {name} is as configured"
+            return ret
+        changes = diff
+        action, fn = "changed", modify_fn
+    else:
+        changes = {what.replace(" ", "_"): {"old": None, "new": name}}
+        changes.update({k: {"old": None, "new": _norm(v)} for k, v in settings.items()})
+        action, fn = "added", add_fn
+    if __opts__["test"]:
+        problem = _manager_problem()
+        if problem:
+            return _fail(ret, f"{what} {name} would not be {action}: {problem}")
+        ret.update(result=None, changes=changes, comment=f"{what} {name} would be {action}")
+        return ret
+    try:
+        __salt__[fn](name, **settings)
+        after = __salt__[show_fn](name)
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    left = _diff(after, settings)
+    if left:
+        ret["changes"] = changes
+        return _fail(ret, f"{what} {name} {action}, but SGE reports other values: {left}")
+    ret["changes"] = changes
+    ret["comment"] = f"{what} {name} {action}"
+    return ret
+
+
+def queue_present(name, settings=None):
+    """
+    Make sure a cluster queue exists with the given attributes (others keep their value, or
+    SGE's template default for a new queue).
+
+    .. code-block:: yaml
+
+        all-q-configured:
+          sge.queue_present:
+            - name: all.q
+            - settings:
+                hostlist: "@allhosts"
+                pe_list: smp
+                slots: 4
+    """
+    return _object_present(name, settings, "queue", "sge.show_queue", "sge.add_queue", "sge.modify_queue")
+
+
+def pe_present(name, settings=None):
+    """
+    Make sure a parallel environment exists with the given attributes.
+    """
+    return _object_present(
+        name, settings, "parallel environment", "sge.show_pe", "sge.add_pe", "sge.modify_pe"
+    )
+
+
+def exec_host_present(name, settings=None):
+    """
+    Make sure ``name`` is an execution host with the given attributes (e.g.
+    ``complex_values``).
+    """
+    ret = _ret(name)
+    try:
+        name = __salt__["sge.resolve_host"](name)
+    except CommandExecutionError as exc:
+        return _fail(ret, f"{name} cannot become an execution host: {exc}")
+    return _object_present(
+        name, settings, "execution host", "sge.show_exec_host", "sge.add_exec_host", "sge.modify_exec_host"
+    )
+
+
+def exec_host_absent(name):
+    """
+    Make sure ``name`` is not an execution host (``qconf -de``).
+    """
+    ret = _ret(name)
+    try:
+        old = __salt__["sge.list_exec_hosts"]()
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    if name not in old:
+        ret["comment"] = f"{name} is not an execution host"
+        return ret
+    changes = {"exec_hosts": {"old": old, "new": [h for h in old if h != name]}}
+    if __opts__["test"]:
+        ret.update(result=None, changes=changes, comment=f"{name} would be removed")
+        return ret
+    try:
+        __salt__["sge.remove_exec_host"](name)
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    ret.update(changes=changes, comment=f"{name} removed from the execution hosts")
+    return ret
+
+
+def hostgroup_present(name, hosts):
+    """
+    Make sure host group ``name`` (``@...``) contains exactly ``hosts`` (order does not
+    matter).
+
+    .. code-block:: yaml
+
+        allhosts-hostgroup:
+          sge.hostgroup_present:
+            - name: "@allhosts"
+            - hosts: [node01, node02]
+    """
+    ret = _ret(name)
+    hosts = list(hosts or [])
+    try:
+        current = __salt__["sge.show_hostgroup"](name)
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    old = current.get("hostlist") if current else None
+    if old is not None and sorted(old) == sorted(hosts):
+        ret["comment"] = f"host group {name} is as configured"
+        return ret
+    changes = {"hostlist": {"old": old, "new": hosts}}
+    if __opts__["test"]:
+        problem = _manager_problem()
+        if problem:
+            return _fail(ret, f"host group {name} would not be set: {problem}")
+        ret.update(result=None, changes=changes, comment=f"host group {name} would be set")
+        return ret
+    try:
+        __salt__["sge.set_hostgroup"](name, hosts)
+        now = __salt__["sge.show_hostgroup"](name).get("hostlist")
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    changes["hostlist"]["new"] = now
+    ret.update(changes=changes, comment=f"host group {name} set")
+    return ret
+
+
+def _config_present(name, settings, what, show, modify):
+    ret = _ret(name)
+    try:
+        current = show()
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    diff = _diff(current, settings)
+    if not diff:
+        ret["comment"] = f"{what} is as configured"
+        return ret
+    if __opts__["test"]:
+        problem = _manager_problem()
+        if problem:
+            return _fail(ret, f"{what} would not be changed: {problem}")
+        ret.update(result=None, changes=diff, comment=f"{what} would be changed")
+        return ret
+    try:
+        modify()
+        left = _diff(show(), settings)
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    ret["changes"] = diff
+    if left:
+        return _fail(ret, f"{what} changed, but SGE reports other values: {left}")
+    ret["comment"] = f"{what} changed"
+    return ret
+
+
+def scheduler_configured(name, settings):
+    """
+    Make sure the scheduler configuration (``qconf -ssconf``) has the given values; the
+    others are kept. ``name`` is only the state's label.
+
+    .. code-block:: yaml
+
+        scheduler-runs-every-second:
+          sge.scheduler_configured:
+            - settings:
+                schedule_interval: "0:0:1"
+                flush_submit_sec: 1
+                flush_finish_sec: 1
+    """
+    settings = dict(settings or {})
+    return _config_present(
+        name,
+        settings,
+        "scheduler configuration",
+        lambda: __salt__["sge.show_scheduler_config"](),
+        lambda: __salt__["sge.modify_scheduler_config"](**settings),
+    )
+
+
+def config_present(name, settings):
+    """
+    Make sure a cluster configuration (``name``: ``global`` or a host's local configuration)
+    has the given values; the others are kept.
+
+    .. code-block:: yaml
+
+        global:
+          sge.config_present:
+            - settings:
+                reporting_params: >-
+                  accounting=true reporting=false flush_time=00:00:15 joblog=false
+                  sharelog=00:00:00 accounting_flush_time=00:00:00
+    """
+    settings = dict(settings or {})
+    return _config_present(
+        name,
+        settings,
+        f"configuration {name}",
+        lambda: __salt__["sge.show_config"](name),
+        lambda: __salt__["sge.modify_config"](name, **settings),
+    )
