@@ -24,6 +24,7 @@ Configuration (minion config or pillar, read with ``config.get``):
 """
 
 import asyncio
+import collections
 import hashlib
 import json
 import logging
@@ -314,25 +315,66 @@ def _solve(spec, pkgs_dir, locked=None):
         raise CommandExecutionError(f"conda_env: solving {spec['dependencies']} failed: {exc}")
 
 
+#: What identifies an installed/locked/solved package build.
+Ident = collections.namedtuple("Ident", "name version build subdir sha256")
+
+
+def _ident(rec):
+    """Ident of a rattler record (RepoDataRecord / PrefixRecord)."""
+    return Ident(
+        rec.name.normalized,
+        str(rec.version),
+        str(rec.build),
+        rec.subdir,
+        rec.sha256.hex() if rec.sha256 else None,
+    )
+
+
+def _ident_of(entry):
+    """Ident of a package mapping (conda-meta JSON or lock entry)."""
+    return Ident(
+        str(entry["name"]),
+        str(entry["version"]),
+        str(entry["build"]),
+        entry.get("subdir"),
+        entry.get("sha256"),
+    )
+
+
+def _label(ident):
+    return f"{ident.version}={ident.build}"
+
+
 def _installed(prefix):
-    """Installed conda packages of a prefix: {name: PrefixRecord}."""
+    """
+    Installed conda packages of a prefix, {name: Ident}, read from ``conda-meta/*.json`` (plain
+    JSON parsing: fast, so a no-op apply stays cheap).
+    """
     meta = os.path.join(prefix, "conda-meta")
     out = {}
     if not os.path.isdir(meta):
         return out
     for fname in os.listdir(meta):
         if fname.endswith(".json"):
-            rec = PrefixRecord.from_path(os.path.join(meta, fname))
-            out[rec.name.normalized] = rec
+            try:
+                with salt.utils.files.fopen(os.path.join(meta, fname), "rb") as fh_:
+                    ident = _ident_of(json.load(fh_))
+            except (OSError, ValueError, KeyError) as exc:
+                raise CommandExecutionError(f"conda_env: unreadable package record {meta}/{fname}: {exc}")
+            out[ident.name] = ident
     return out
 
 
-def _ident(rec):
-    return f"{rec.version}={rec.build}"
+def _installed_records(prefix):
+    """Installed packages as rattler PrefixRecords (to prefer them in a solve)."""
+    meta = os.path.join(prefix, "conda-meta")
+    if not os.path.isdir(meta):
+        return []
+    return [PrefixRecord.from_path(os.path.join(meta, f)) for f in os.listdir(meta) if f.endswith(".json")]
 
 
 def _same_build(a, b):
-    if (str(a.version), str(a.build), a.subdir) != (str(b.version), str(b.build), b.subdir):
+    if (a.version, a.build, a.subdir) != (b.version, b.build, b.subdir):
         return False
     if a.sha256 and b.sha256:
         return a.sha256 == b.sha256
@@ -340,18 +382,18 @@ def _same_build(a, b):
 
 
 def _conda_diff(installed, target):
-    """{name: {'old': 'v=b'|None, 'new': 'v=b'|None}} between installed and target records."""
+    """{name: {'old': 'v=b'|None, 'new': 'v=b'|None}} between installed and target Idents."""
     changes = {}
-    wanted = {r.name.normalized: r for r in target}
-    for name, rec in wanted.items():
+    wanted = {i.name: i for i in target}
+    for name, ident in wanted.items():
         cur = installed.get(name)
         if cur is None:
-            changes[name] = {"old": None, "new": _ident(rec)}
-        elif not _same_build(cur, rec):
-            changes[name] = {"old": _ident(cur), "new": _ident(rec)}
+            changes[name] = {"old": None, "new": _label(ident)}
+        elif not _same_build(cur, ident):
+            changes[name] = {"old": _label(cur), "new": _label(ident)}
     for name, cur in installed.items():
         if name not in wanted:
-            changes[name] = {"old": _ident(cur), "new": None}
+            changes[name] = {"old": _label(cur), "new": None}
     return dict(sorted(changes.items()))
 
 
@@ -385,33 +427,46 @@ def _record_from_lock(entry, tmpdir):
     return RepoDataRecord(prec, entry["fn"], entry["url"], entry["channel"])
 
 
+class _Lock:
+    """A parsed lock file; rattler records are only built when needed (install, solve)."""
+
+    def __init__(self, path, platform, spec, spec_sha256, entries):
+        self.path = path
+        self.platform = platform
+        self.spec = spec
+        self.spec_sha256 = spec_sha256
+        self.entries = entries
+        self.idents = [_ident_of(e) for e in entries]
+        self._records = None
+
+    @property
+    def records(self):
+        if self._records is None:
+            try:
+                with tempfile.TemporaryDirectory() as tmpdir:
+                    self._records = [_record_from_lock(e, tmpdir) for e in self.entries]
+            except Exception as exc:  # pylint: disable=broad-except
+                raise CommandExecutionError(f"conda_env: {self.path}: bad package entry: {exc}")
+        return self._records
+
+
 def _read_lock(path):
-    """Parse a lock file: {'version', 'platform', 'spec', 'spec_sha256', 'packages': [records]}."""
+    """Parse and check a lock file (a :py:class:`_Lock`)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         with salt.utils.files.fopen(path, "r") as fh_:
-            data = yaml.safe_load(fh_)
+            data = yaml.load(fh_, Loader=loader)  # nosec: safe loader
     except (OSError, yaml.YAMLError) as exc:
         raise CommandExecutionError(f"conda_env: cannot read lock {path}: {exc}")
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
         raise CommandExecutionError(f"conda_env: {path} is not a conda_env lock (version {LOCK_VERSION})")
+    spec = _normalize_spec(data.get("spec"), f"{path}: spec")
+    spec["sha256"] = _spec_sha256(spec)
+    entries = data.get("packages") or []
     try:
-        spec = _normalize_spec(data.get("spec"), f"{path}: spec")
-        spec["sha256"] = _spec_sha256(spec)
-        with tempfile.TemporaryDirectory() as tmpdir:
-            records = [_record_from_lock(e, tmpdir) for e in data.get("packages") or []]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CommandExecutionError(f"conda_env: {path}: bad package entry: {exc}")
-    except Exception as exc:  # pylint: disable=broad-except
-        if isinstance(exc, CommandExecutionError):
-            raise
-        raise CommandExecutionError(f"conda_env: {path}: bad package entry: {exc}")
-    return {
-        "path": path,
-        "platform": data.get("platform"),
-        "spec": spec,
-        "spec_sha256": data.get("spec_sha256"),
-        "records": records,
-    }
+        return _Lock(path, data.get("platform"), spec, data.get("spec_sha256"), entries)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CommandExecutionError(f"conda_env: {path}: bad package entry: {exc!r}")
 
 
 def _write_lock(path, spec, records):
@@ -526,10 +581,12 @@ def _write_marker(prefix, data):
 # --------------------------------------------------------------------------------------------
 
 
-def _target(spec, lock_file, saltenv, pkgs_dir, installed, frozen):
+def _target(spec, lock_file, saltenv, pkgs_dir, prefix, frozen):
     """
-    Records the env must hold, and what happens to the lock:
-    returns (spec, records, lock_action, lock_path) with lock_action None / 'record' / 'update'.
+    What the env must hold, and what happens to the lock: returns
+    ``(spec, idents, get_records, lock_action, lock_path)``; ``get_records()`` gives the rattler
+    records (built lazily from a lock: a no-op apply never needs them); ``lock_action`` is
+    None, 'record' or 'update'.
     """
     lock_path, writable = _lock_location(lock_file, saltenv)
     lock = _read_lock(lock_path) if lock_path and os.path.isfile(lock_path) else None
@@ -538,9 +595,9 @@ def _target(spec, lock_file, saltenv, pkgs_dir, installed, frozen):
             raise SaltInvocationError(
                 "conda_env: give a spec (file or inline lists) or an existing lock_file"
             )
-        spec = lock["spec"]
-    if lock is not None and lock["spec_sha256"] == spec["sha256"] and lock["platform"] == _platforms()[0]:
-        return spec, lock["records"], None, lock_path
+        spec = lock.spec
+    if lock is not None and lock.spec_sha256 == spec["sha256"] and lock.platform == _platforms()[0]:
+        return spec, lock.idents, lambda: lock.records, None, lock_path
     if lock is not None and not writable:
         raise CommandExecutionError(
             f"conda_env: lock {lock_file} was recorded from a different spec (or platform); "
@@ -553,15 +610,12 @@ def _target(spec, lock_file, saltenv, pkgs_dir, installed, frozen):
             "Record and review the lock with conda_env.lock first."
         )
     # Prefer what is locked (or installed) so that only what the spec change needs moves.
-    if lock is not None:
-        prefer = lock["records"]
-    else:
-        prefer = list(installed.values())
+    prefer = lock.records if lock is not None else _installed_records(prefix)
     records = _solve(spec, pkgs_dir, locked=prefer)
     action = None
     if lock_path:
         action = "record" if lock is None else "update"
-    return spec, records, action, lock_path
+    return spec, [_ident(r) for r in records], lambda: records, action, lock_path
 
 
 def _plan(name, spec, lock_file, root, pkgs_dir, pip_args, frozen, saltenv, channels, dependencies, pip):
@@ -571,15 +625,17 @@ def _plan(name, spec, lock_file, root, pkgs_dir, pip_args, frozen, saltenv, chan
     if spec is not None or dependencies:
         parsed = parse_spec(spec, channels, dependencies, pip, saltenv)
     installed = _installed(prefix)
-    parsed, records, lock_action, lock_path = _target(parsed, lock_file, saltenv, pkgs, installed, frozen)
-    conda_changes = _conda_diff(installed, records)
+    parsed, idents, get_records, lock_action, lock_path = _target(
+        parsed, lock_file, saltenv, pkgs, prefix, frozen
+    )
+    conda_changes = _conda_diff(installed, idents)
     marker = _read_marker(prefix)
     plan = {
         "prefix": prefix,
         "pkgs_dir": pkgs,
         "spec": parsed,
-        "records": records,
-        "installed": installed,
+        "idents": idents,
+        "get_records": get_records,
         "conda": conda_changes,
         "pip": {},
         "pip_managed": marker.get("pip", []),
@@ -590,7 +646,7 @@ def _plan(name, spec, lock_file, root, pkgs_dir, pip_args, frozen, saltenv, chan
         "marker": marker,
     }
     python = _python(prefix)
-    python_in_target = "python" in {r.name.normalized for r in records}
+    python_in_target = "python" in {i.name for i in idents}
     if parsed["pip"] or marker.get("pip"):
         if python and not ("python" in conda_changes and python_in_target):
             plan["pip"], plan["pip_managed"] = _pip_plan(
@@ -654,8 +710,13 @@ def _apply(plan):
     spec = plan["spec"]
     if plan["conda"]:
         new = {n for n, c in plan["conda"].items() if c["new"] is not None}
+        records = plan["get_records"]()
         try:
-            _prefetch([r for r in plan["records"] if r.name.normalized in new], plan["pkgs_dir"])
+            stage = [r for r in records if r.name.normalized in new]
+            if any(r.noarch.python for r in stage):
+                # linking a noarch: python package needs the env's python record
+                stage += [r for r in records if r.name.normalized == "python" and "python" not in new]
+            _prefetch(stage, plan["pkgs_dir"])
         except Exception as exc:  # pylint: disable=broad-except
             raise CommandExecutionError(
                 f"conda_env: fetching packages failed, {prefix} left unchanged: {exc}"
@@ -663,10 +724,9 @@ def _apply(plan):
         try:
             _run(
                 rattler.install(
-                    plan["records"],
+                    records,
                     target_prefix=prefix,
                     cache_dir=plan["pkgs_dir"],
-                    installed_packages=list(plan["installed"].values()),
                     show_progress=False,
                     requested_specs=_requested_specs(spec),
                 )
@@ -674,7 +734,7 @@ def _apply(plan):
         except Exception as exc:  # pylint: disable=broad-except
             raise CommandExecutionError(f"conda_env: installing into {prefix} failed: {exc}")
     if plan["lock_action"]:
-        _write_lock(plan["lock_path"], spec, plan["records"])
+        _write_lock(plan["lock_path"], spec, plan["get_records"]())
     pip_changes = plan["pip"]
     if plan["pip_pending"] or pip_changes:
         python = _python(prefix)
@@ -795,13 +855,14 @@ def lock(
     if not lock_file or not os.path.isabs(lock_file):
         raise SaltInvocationError("conda_env.lock: lock_file must be an absolute local path")
     parsed = parse_spec(spec, channels, dependencies, pip, saltenv)
-    old = _read_lock(lock_file)["records"] if os.path.isfile(lock_file) else []
-    records = _solve(parsed, _pkgs_dir(root, pkgs_dir), locked=None if update else old)
+    old = _read_lock(lock_file) if os.path.isfile(lock_file) else None
+    records = _solve(parsed, _pkgs_dir(root, pkgs_dir), locked=None if update or not old else old.records)
     _write_lock(lock_file, parsed, records)
+    idents = sorted((_ident(r) for r in records), key=lambda i: i.name)
     return {
         "lock_file": lock_file,
-        "packages": {r.name.normalized: _ident(r) for r in sorted(records, key=lambda r: r.name.normalized)},
-        "changes": _conda_diff({r.name.normalized: r for r in old}, records),
+        "packages": {i.name: _label(i) for i in idents},
+        "changes": _conda_diff({i.name: i for i in old.idents} if old else {}, idents),
     }
 
 
@@ -909,7 +970,7 @@ def list_(name, root=None):
         salt '*' conda_env.list jupyterhub
     """
     prefix = resolve_prefix(name, root)
-    return {n: _ident(r) for n, r in sorted(_installed(prefix).items())}
+    return {n: _label(i) for n, i in sorted(_installed(prefix).items())}
 
 
 def exists(name, root=None):

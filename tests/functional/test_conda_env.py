@@ -318,6 +318,31 @@ def test_update_report_frozen(loaders, present, channel, tmp_path):
     assert loaders.modules.conda_env.list(prefix) == {"alpha": "2.0=h0_0", "gamma": "1.0=h0_0"}
 
 
+def test_noarch_python_package(loaders, present, channel, tmp_path):
+    """
+    conda-forge's jupyterhub is ``noarch: python``: linking it needs the env's python record,
+    also in the throw-away staging prefix that pre-fetches new packages. (The generated
+    ``python`` package is a record with no interpreter: enough for rattler to place the files.)
+    """
+    channel.add("python", "3.11.9", files={"lib/python3.11/os.py": "# stub\n"})
+    channel.add(
+        "pyfoo", "1.0", noarch="python", depends=["python >=3.8"], files={"site-packages/pyfoo.py": "X = 1\n"}
+    )
+    channel.add(
+        "pyfoo", "1.1", noarch="python", depends=["python >=3.8"], files={"site-packages/pyfoo.py": "X = 2\n"}
+    )
+    channel.index()
+    prefix = tmp_path / "pyenv"
+    ret = present(str(prefix), channels=[channel.url], dependencies=["pyfoo ==1.0", "python 3.11.*"])
+    assert ret.result is True, ret.comment
+    assert (prefix / "lib/python3.11/site-packages/pyfoo.py").read_text() == "X = 1\n"
+    # upgrading only the noarch package: the staging prefix needs python's record too
+    ret = present(str(prefix), channels=[channel.url], dependencies=["pyfoo ==1.1", "python 3.11.*"])
+    assert ret.result is True, ret.comment
+    assert ret.changes == {"conda": {"pyfoo": {"old": "1.0=h0_0", "new": "1.1=h0_0"}}}
+    assert (prefix / "lib/python3.11/site-packages/pyfoo.py").read_text() == "X = 2\n"
+
+
 def test_absent(loaders, present, channel, root):
     assert present("gone", channels=[channel.url], dependencies=["gamma"]).result is True
     prefix = root / "envs/gone"

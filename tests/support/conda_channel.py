@@ -45,10 +45,13 @@ def build_package(
     files=None,
     subdir="noarch",
     build=None,
+    noarch="generic",
 ):
     """
     Write ``<channel_dir>/<subdir>/<name>-<version>-<build>.tar.bz2`` and return its path.
     ``files`` maps prefix-relative paths to text; default: ``share/<name>/VERSION``.
+    ``noarch="python"`` makes a noarch Python package: its ``site-packages/...`` files are
+    linked into ``lib/pythonX.Y/site-packages`` of the env (needs a ``python`` record).
     """
     build = build or f"h0_{build_number}"
     files = files if files is not None else {f"share/{name}/VERSION": f"{name} {version} {build}\n"}
@@ -63,7 +66,7 @@ def build_package(
         "timestamp": 1700000000000 + build_number,
     }
     if subdir == "noarch":
-        index["noarch"] = "generic"
+        index["noarch"] = noarch
     else:
         index["arch"], index["platform"] = "x86_64", "linux"
     payload = {p: c.encode() if isinstance(c, str) else c for p, c in files.items()}

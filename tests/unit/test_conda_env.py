@@ -159,15 +159,13 @@ def test_parse_spec_from_salt_url(tmp_path, cache_file):
 # ---- diff ------------------------------------------------------------------------------------
 
 
-def rec(name, version, build="h0_0", sha=b"x"):
-    return types.SimpleNamespace(
-        name=types.SimpleNamespace(normalized=name), version=version, build=build, subdir="noarch", sha256=sha
-    )
+def rec(name, version, build="h0_0", sha="x"):
+    return mod.Ident(name, version, build, "noarch", sha)
 
 
 def test_conda_diff_lists_each_package_old_new():
-    installed = {"a": rec("a", "1"), "b": rec("b", "1"), "c": rec("c", "1"), "d": rec("d", "1", sha=b"old")}
-    target = [rec("a", "1"), rec("b", "2"), rec("e", "1"), rec("d", "1", sha=b"new")]
+    installed = {"a": rec("a", "1"), "b": rec("b", "1"), "c": rec("c", "1"), "d": rec("d", "1", sha="old")}
+    target = [rec("a", "1"), rec("b", "2"), rec("e", "1"), rec("d", "1", sha="new")]
     assert mod._conda_diff(installed, target) == {
         "b": {"old": "1=h0_0", "new": "2=h0_0"},
         "c": {"old": "1=h0_0", "new": None},
@@ -185,17 +183,15 @@ def spec_of(*deps):
 
 
 def fake_lock(monkeypatch, spec, records=("locked",)):
-    monkeypatch.setattr(
-        mod,
-        "_read_lock",
-        lambda path: {
-            "path": path,
-            "platform": mod._platforms()[0],
-            "spec": spec,
-            "spec_sha256": spec["sha256"],
-            "records": list(records),
-        },
+    lock = types.SimpleNamespace(
+        platform=mod._platforms()[0],
+        spec=spec,
+        spec_sha256=spec["sha256"],
+        idents=[rec("a", "1")],
+        records=list(records),
     )
+    monkeypatch.setattr(mod, "_read_lock", lambda path: lock)
+    return lock
 
 
 def test_matching_lock_is_installed_without_solving(monkeypatch, tmp_path):
@@ -204,7 +200,13 @@ def test_matching_lock_is_installed_without_solving(monkeypatch, tmp_path):
     spec = spec_of("a")
     fake_lock(monkeypatch, spec)
     monkeypatch.setattr(mod, "_solve", lambda *a, **k: pytest.fail("solved although the lock matches"))
-    assert mod._target(spec, str(lock), "base", "/p", {}, frozen=True) == (spec, ["locked"], None, str(lock))
+    got_spec, idents, get_records, action, path = mod._target(
+        spec, str(lock), "base", "/p", "/e", frozen=True
+    )
+    assert (got_spec, idents, action, path) == (spec, [rec("a", "1")], None, str(lock))
+    assert get_records() == ["locked"]
+    # a lock alone (no spec) brings its own spec
+    assert mod._target(None, str(lock), "base", "/p", "/e", frozen=True)[0] == spec
 
 
 def test_stale_or_missing_lock(monkeypatch, tmp_path, cache_file):
@@ -212,25 +214,34 @@ def test_stale_or_missing_lock(monkeypatch, tmp_path, cache_file):
     lock.write_text("x")
     fake_lock(monkeypatch, spec_of("a"))
     solved = []
-    monkeypatch.setattr(mod, "_solve", lambda spec, pkgs, locked=None: solved.append(locked) or ["new"])
+    new_rec = types.SimpleNamespace(
+        name=types.SimpleNamespace(normalized="b"), version="2", build="h0", subdir="noarch", sha256=None
+    )
+    monkeypatch.setattr(mod, "_solve", lambda spec, pkgs, locked=None: solved.append(locked) or [new_rec])
+    monkeypatch.setattr(mod, "_installed_records", lambda prefix: ["installed"])
     new = spec_of("a", "b")
     # frozen (timer): never solves
     with pytest.raises(CommandExecutionError, match="frozen"):
-        mod._target(new, str(lock), "base", "/p", {}, frozen=True)
+        mod._target(new, str(lock), "base", "/p", "/e", frozen=True)
     with pytest.raises(CommandExecutionError, match="frozen"):
-        mod._target(new, str(tmp_path / "missing.yml"), "base", "/p", {}, frozen=True)
+        mod._target(new, str(tmp_path / "missing.yml"), "base", "/p", "/e", frozen=True)
+    assert solved == []
     # local lock: re-solved preferring the locked builds, then re-recorded
-    assert mod._target(new, str(lock), "base", "/p", {}, frozen=False)[1:] == (["new"], "update", str(lock))
+    _, idents, _, action, path = mod._target(new, str(lock), "base", "/p", "/e", frozen=False)
+    assert (idents, action, path) == ([mod.Ident("b", "2", "h0", "noarch", None)], "update", str(lock))
     assert solved == [["locked"]]
-    assert mod._target(new, str(tmp_path / "missing.yml"), "base", "/p", {}, False)[2] == "record"
+    # no lock yet: recorded from a solve that prefers what is installed
+    assert mod._target(new, str(tmp_path / "missing.yml"), "base", "/p", "/e", False)[3] == "record"
+    assert solved[-1] == ["installed"]
+    assert mod._target(new, None, "base", "/p", "/e", False)[3] is None
     # salt:// lock: must match, never rewritten
     cache_file.files["salt://l.yml"] = str(lock)
     with pytest.raises(CommandExecutionError, match="different spec"):
-        mod._target(new, "salt://l.yml", "base", "/p", {}, frozen=False)
+        mod._target(new, "salt://l.yml", "base", "/p", "/e", frozen=False)
     with pytest.raises(CommandExecutionError, match="not found"):
-        mod._target(new, "salt://nope.yml", "base", "/p", {}, frozen=False)
+        mod._target(new, "salt://nope.yml", "base", "/p", "/e", frozen=False)
     with pytest.raises(SaltInvocationError):
-        mod._target(None, None, "base", "/p", {}, frozen=False)
+        mod._target(None, None, "base", "/p", "/e", frozen=False)
 
 
 def test_read_lock_rejects_foreign_files(tmp_path):
@@ -241,6 +252,14 @@ def test_read_lock_rejects_foreign_files(tmp_path):
     path.write_text("version: 1\nspec: {channels: [c], dependencies: [a]}\npackages: [{name: a}]\n")
     with pytest.raises(CommandExecutionError, match="bad package entry"):
         mod._read_lock(str(path))
+    path.write_text(
+        "version: 1\nspec: {channels: [c], dependencies: [a]}\n"
+        "packages: [{name: a, version: '1', build: b, subdir: noarch}]\n"
+    )
+    lock = mod._read_lock(str(path))
+    assert lock.idents == [mod.Ident("a", "1", "b", "noarch", None)]
+    with pytest.raises(CommandExecutionError, match="bad package entry"):
+        lock.records  # noqa: B018  (no fn/url: cannot become an installable record)
 
 
 # ---- update_report ----------------------------------------------------------------------------
