@@ -31,11 +31,14 @@ def _skip_reason():
 
 
 def pytest_collection_modifyitems(config, items):
+    """Mark everything below tests/integration `integration` (-m 'not integration' deselects it) and
+    skip it where containers cannot be booted."""
     reason = _skip_reason()
-    if reason:
-        here = Path(__file__).parent
-        for item in items:
-            if here in Path(item.path).parents:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)
+            if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 

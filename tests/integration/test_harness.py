@@ -49,8 +49,8 @@ def test_clean_environment_and_users(alpha):
 
 
 def test_pypi_through_nat(alpha):
-    alpha.run(["/opt/salt-jupyterhub/venv/bin/pip", "download", "-q", "--no-deps", "-d", "/tmp/x", "six==1.16.0"],
-              timeout=300)
+    pip = "/opt/salt-jupyterhub/venv/bin/pip"
+    alpha.run([pip, "download", "-q", "--no-deps", "-d", "/tmp/x", "six==1.16.0"], timeout=300)
     assert "six-1.16.0" in alpha.run(["ls", "/tmp/x"]).stdout
 
 

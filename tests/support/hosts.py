@@ -47,7 +47,8 @@ CGROUP = Path("/sys/fs/cgroup")
 MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = "systemd,systemd-sysv,dbus,iproute2,python3,python3-venv,sudo,ca-certificates"
 FORMULA = "/srv/formula"
-CLEAN_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"]
+CLEAN_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+             "LANG=C.UTF-8"]
 NSPAWN_NOISE = "Attempted to remove disk file system"  # harmless message of nspawn on exit
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
@@ -170,8 +171,8 @@ def _remove_cgroups(dirs):
 
 def repo_files(repo=REPO):
     """The working tree as git sees it: tracked + untracked-not-ignored files, without .git/.salt-run."""
-    out = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         check=True, capture_output=True).stdout.decode()
+    out = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others",
+                          "--exclude-standard"], check=True, capture_output=True).stdout.decode()
     names = sorted({n for n in out.split("\0") if n and n.split("/")[0] not in (".git", ".salt-run")})
     return [n for n in names if os.path.lexists(repo / n)]  # tracked but deleted in the working tree
 
@@ -196,7 +197,8 @@ def _send_formula(extract_argv, repo=REPO):
             rc = proc.wait()
         if rc:
             err.seek(0)
-            raise AssertionError(f"copying the formula failed (rc={rc}): {extract_argv}\n{err.read().decode()}")
+            raise AssertionError(f"copying the formula failed (rc={rc}): {extract_argv}\n"
+                                 + err.read().decode(errors="replace"))
 
 
 def template_key(repo=REPO):
@@ -214,8 +216,8 @@ def _nspawn_run(root, *cmd, timeout=3600):
     argv = ["systemd-nspawn", "-q", "--register=no", "--keep-unit", "--pipe",
             f"--machine=jhsalt-build-{os.getpid()}", "-D", str(root), *cmd]
     try:
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, preexec_fn=_enter_cgroups(cgroups))
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              errors="replace", timeout=timeout, preexec_fn=_enter_cgroups(cgroups))
     finally:
         _remove_cgroups(cgroups)
         shutil.rmtree(f"/run/systemd/nspawn/propagate/jhsalt-build-{os.getpid()}", ignore_errors=True)
@@ -262,8 +264,8 @@ def ensure_template(repo=REPO):
                 shutil.copy2(crt, certs / crt.name)
             (tmp / FORMULA.lstrip("/")).mkdir(parents=True, exist_ok=True)
             _send_formula(["tar", "-x", "-C", tmp / FORMULA.lstrip("/")], repo)
-            steps = [("build", ["sh", "-c", "set -e; update-ca-certificates; systemctl enable systemd-networkd; "
-                                f"{FORMULA}/bootstrap.sh"]),
+            steps = [("build", ["sh", "-c", "set -e; update-ca-certificates; "
+                                "systemctl enable systemd-networkd; " f"{FORMULA}/bootstrap.sh"]),
                      ("second bootstrap", [f"{FORMULA}/bootstrap.sh"])]
             with open(log, "w") as out:
                 for title, cmd in steps:
@@ -274,8 +276,8 @@ def ensure_template(repo=REPO):
             lines = [line for line in (proc.stdout + proc.stderr).strip().splitlines()
                      if not line.startswith(NSPAWN_NOISE)]
             if len(lines) != 1 or not lines[0].startswith("bootstrap: ok"):
-                raise AssertionError("bootstrap.sh is not idempotent: its second run in the template did more "
-                                     "than report ok:\n" + "\n".join(lines))
+                raise AssertionError("bootstrap.sh is not idempotent: its second run in the template did "
+                                     "more than report ok:\n" + "\n".join(lines))
             tmp.rename(template)
         finally:
             _rmtree(tmp)
@@ -308,7 +310,7 @@ class SaltResult:
         self.data = _parse_salt_json(self.stdout)
 
     def states(self) -> dict:
-        """State returns keyed like Salt does (`file_|-id_|-name_|-managed`), in run order; {} if no state run."""
+        """State returns keyed as by Salt (`file_|-id_|-name_|-managed`), in run order; {} if no state run."""
         if not isinstance(self.data, dict) or not all(
                 isinstance(r, dict) and "result" in r for r in self.data.values()):
             return {}
@@ -331,7 +333,8 @@ class SaltResult:
         """State ID -> comment, for states with result False (render errors: key '(render)')."""
         if isinstance(self.data, list):  # e.g. ["Rendering SLS 'base:x' failed: ..."]
             return {"(render)": "\n".join(map(str, self.data))}
-        return {sid: ret.get("comment") for sid, ret in self._by_id(lambda r: r.get("result") is False).items()}
+        failed = self._by_id(lambda r: r.get("result") is False)
+        return {sid: ret.get("comment") for sid, ret in failed.items()}
 
     @property
     def ok(self) -> bool:
@@ -416,7 +419,8 @@ class Host:
                 raise RuntimeError(f"{self.machine}: systemd-nspawn exited with {self.proc.returncode}\n"
                                    + self.console_tail())
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.machine}: systemd did not come up in {timeout}s\n" + self.console_tail())
+                raise RuntimeError(f"{self.machine}: systemd did not come up in {timeout}s\n"
+                                   + self.console_tail())
             with contextlib.suppress(OSError):
                 for child in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split():
                     if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
@@ -481,14 +485,16 @@ class Host:
         proc = _run(self._argv(["sh", "-c", script, "put_file", str(path), f"{mode:o}", owner]), input=data,
                     timeout=120, text=False)
         if proc.returncode:
-            raise AssertionError(f"[{self.name}] put_file {path} failed: {proc.stderr.decode(errors='replace')}")
+            raise AssertionError(f"[{self.name}] put_file {path} failed: "
+                                 + proc.stderr.decode(errors="replace"))
 
     def read_file(self, path) -> str:
         return self.run(["cat", str(path)]).stdout
 
     def copy_formula(self):
         """Replace /srv/formula with the repository's current working tree (see repo_files)."""
-        _send_formula(self._argv(["sh", "-c", f"rm -rf {FORMULA} && mkdir -p {FORMULA} && tar -x -C {FORMULA}"]))
+        extract = f"rm -rf {FORMULA} && mkdir -p {FORMULA} && tar -x -C {FORMULA}"
+        _send_formula(self._argv(["sh", "-c", extract]))
 
     def salt_call(self, *args, pillar=None, check=False, timeout=1800) -> SaltResult:
         cmd = [f"{FORMULA}/bin/salt-call", "--out=json", "--log-level=warning", *map(str, args)]
@@ -545,7 +551,7 @@ class TestNetwork:
 
     def __init__(self, prefix="jht", subnet="10.251.0"):
         if not re.fullmatch(r"[a-z][a-z0-9]{0,11}", prefix):
-            raise ValueError(f"prefix {prefix!r}: 1-12 lowercase letters/digits (bridge name br-<prefix> <= 15)")
+            raise ValueError(f"prefix {prefix!r}: 1-12 lowercase letters/digits (br-<prefix>: <= 15 chars)")
         ipaddress.IPv4Network(f"{subnet}.0/24")  # validates
         self.prefix, self.subnet = prefix, subnet
         self.bridge = f"br-{prefix}"
@@ -554,6 +560,7 @@ class TestNetwork:
         self.hosts = {}  # name -> Host, in creation order
         self._lock = None
         self._closing = False
+        self._last_octet = 9  # hosts get .10, .11, ...
 
     def __repr__(self):
         return f"<TestNetwork {self.bridge} {self.subnet}.0/24 hosts={list(self.hosts)}>"
@@ -566,7 +573,8 @@ class TestNetwork:
         except BlockingIOError:
             self._lock.close()
             self._lock = None
-            raise RuntimeError(f"another test run uses prefix {self.prefix!r}: set JHSALT_TEST_PREFIX/_SUBNET")
+            raise RuntimeError(f"another test run uses prefix {self.prefix!r}: "
+                               "set JHSALT_TEST_PREFIX and JHSALT_TEST_SUBNET")
         _LIVE.append(self)
         _install_sigterm_handler()
         self._remove_leftovers()
@@ -578,7 +586,10 @@ class TestNetwork:
         _sh("ip", "link", "add", self.bridge, "type", "bridge")
         _sh("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
         _sh("ip", "link", "set", self.bridge, "up")
-        out_dev = json.loads(_sh("ip", "-j", "route", "show", "default").stdout)[0]["dev"]
+        routes = json.loads(_sh("ip", "-j", "-4", "route", "show", "default").stdout)
+        if not routes:
+            raise RuntimeError("no IPv4 default route on the machine: nowhere to NAT the test network to")
+        out_dev = routes[0]["dev"]
         _sh("nft", "-f", "-", input=f"""
             table ip {self.nft_table} {{
                 chain postrouting {{
@@ -628,7 +639,10 @@ class TestNetwork:
         if name in self.hosts:
             raise ValueError(f"host {name!r} exists already in {self}; stop() it first")
         used = {h.ip for h in self.hosts.values()}
-        ip = ip or next(f"{self.subnet}.{n}" for n in range(10, 255) if f"{self.subnet}.{n}" not in used)
+        if not ip:  # next address never used in this run (a reused one may sit in other hosts' ARP caches)
+            self._last_octet = next(n for n in range(self._last_octet + 1, 255)
+                                    if f"{self.subnet}.{n}" not in used)
+            ip = f"{self.subnet}.{self._last_octet}"
         if ip in used or not ip.startswith(self.subnet + ".") or ip == self.gateway:
             raise ValueError(f"address {ip} for {name!r}: taken or not in {self.subnet}.0/24")
         host = Host(self, name, ip, binds)
