@@ -1,0 +1,902 @@
+"""Spawner glue: JupyterHub servers as Grid Engine jobs, built on batchspawner's GridengineSpawner.
+
+Managed by Salt (jupyterhub.config). jupyterhub_config.py calls ``configure(c, settings)`` with
+settings.json (the merged ``jupyterhub`` pillar plus hub_ip, env_prefix, fqdn).
+
+The first half is plain Python (no JupyterHub needed; unit-tested in the Salt venv):
+
+- ``validate``: the form fields (project, queue, pe, slots, ram, gpus, runtime, email) checked
+  against the pillar ``spawner:fields`` table; a refusal names the field and the allowed values.
+- ``job_options`` / ``render_job_script``: what each field becomes (``#$`` lines) is pillar
+  data too; only validated values reach the job script, never raw user input.
+- ``write_secret_env``: the API token reaches the job through a file that only the hub user and
+  the job's owner can read (POSIX ACL), never through ``qsub -v``, the script or the spool.
+- ``Cluster`` / ``JobPoller``: the Grid Engine commands, and ONE ``qstat -xml -u '*'`` per
+  interval shared by every spawner; a failing qstat means "unknown", never "job gone".
+
+The second half is the thin JupyterHub layer: ``SGESpawner`` (a GridengineSpawner) and the
+``/hub/api/batchspawner`` handler the job reports its port (or its failure) to.
+"""
+
+import asyncio
+import html
+import json
+import logging
+import os
+import pwd
+import re
+import shlex
+import struct
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from typing import NamedTuple
+
+import jinja2
+
+FIELDS = ("project", "queue", "pe", "slots", "ram", "gpus", "runtime", "email")
+# choice fields and the `qconf` option that lists what the cluster defines
+QCONF_LISTS = {"project": "-sprjl", "queue": "-sql", "pe": "-spl"}
+RUNTIME_RE = re.compile(r"([0-9]{1,3}):([0-5][0-9]):([0-5][0-9])")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+UNKNOWN = "unknown"  # JobPoller.status() when Grid Engine did not answer
+log = logging.getLogger("sgespawner")
+
+
+# ---------------------------------------------------------------------------------------------
+# Form values: validation against the pillar table
+# ---------------------------------------------------------------------------------------------
+class Refused(ValueError):
+    """User options that must not become a job; one message per problem, naming the field."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+def _show(value, limit=40):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _seconds(runtime):
+    hours, minutes, seconds = (int(x) for x in runtime.split(":"))
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def _text(name, raw, limit=100):
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise Refused([f"{name}: expected one value, got {_show(raw)}"])
+    value = str(raw).strip(" ")
+    if not value.isprintable():
+        raise Refused([f"{name}: line breaks and control characters are not allowed"])
+    if len(value) > limit:
+        raise Refused([f"{name}: longer than {limit} characters"])
+    return value
+
+
+def _choice(name, raw, field):
+    value = _text(name, raw)
+    choices = field.get("choices") or {}
+    if value == "" and field.get("optional"):
+        return ""
+    if value not in choices:
+        allowed = ", ".join(choices) or "none"
+        if field.get("optional"):
+            allowed += " (or empty)"
+        what = "a value is required" if value == "" else f"{_show(value)} is not allowed"
+        raise Refused([f"{name}: {what}; allowed: {allowed}"])
+    return value
+
+
+def _number(name, raw, field):
+    value = _text(name, raw)
+    low, high = field["min"], field["max"]
+    if not re.fullmatch(r"[0-9]{1,6}", value):
+        raise Refused([f"{name}: {_show(value)} is not a whole number; allowed {low}-{high}"])
+    if not low <= int(value) <= high:
+        raise Refused([f"{name}: {int(value)} is out of range; allowed {low}-{high}"])
+    return int(value)
+
+
+def _runtime(name, raw, field):
+    value = _text(name, raw)
+    match = RUNTIME_RE.fullmatch(value)
+    if not match:
+        raise Refused([f"{name}: {_show(value)} is not a run time hh:mm:ss; at most {field['max']}"])
+    seconds = _seconds(value)
+    if seconds == 0:
+        raise Refused([f"{name}: 00:00:00 is too short; allowed up to {field['max']}"])
+    if seconds > _seconds(field["max"]):
+        raise Refused([f"{name}: {value} is longer than the maximum {field['max']}"])
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _email(name, raw, field):
+    value = _text(name, raw, limit=254)
+    if value and not EMAIL_RE.fullmatch(value):
+        raise Refused([f"{name}: {_show(value)} is not an e-mail address"])
+    return value
+
+
+CHECKS = {
+    "project": _choice,
+    "queue": _choice,
+    "pe": _choice,
+    "slots": _number,
+    "ram": _number,
+    "gpus": _number,
+    "runtime": _runtime,
+    "email": _email,
+}
+
+
+def _combination_errors(request, fields):
+    errors = []
+    if request["slots"] > 1 and not request["pe"]:
+        offered = ", ".join(fields["pe"].get("choices") or {}) or "none offered"
+        errors.append(f"pe: {request['slots']} slots need a parallel environment; allowed: {offered}")
+    gpus = fields["gpus"]
+    if request["gpus"]:
+        for name in ("queue", "project"):
+            with_gpus = gpus.get(name + "s") or []
+            if request[name] and with_gpus and request[name] not in with_gpus:
+                errors.append(
+                    f"gpus: {name} {request[name]} has no GPUs; request 0 GPUs or choose "
+                    f"{name} {', '.join(with_gpus)}"
+                )
+        if gpus.get("per") == "slot" and request["gpus"] % request["slots"]:
+            errors.append(
+                f"gpus: {request['gpus']} GPUs cannot be split evenly over {request['slots']} slots"
+            )
+    return errors
+
+
+def validate(options, spec, live=None):
+    """Check user options (form or REST API) against the pillar ``spawner`` map ``spec``.
+
+    Returns the clean request with a value for every field (fields that are not enabled get
+    their pillar default). ``live`` maps a choice field to the names ``qconf`` lists (only for
+    fields with ``check_qconf``). Raises ``Refused`` listing every problem.
+    """
+    if not isinstance(options, dict):
+        raise Refused([f"options: expected a mapping of field names, got {_show(options)}"])
+    fields = spec["fields"]
+    enabled = [name for name in FIELDS if fields[name]["enabled"]]
+    errors = []
+    for name in options:
+        if name not in enabled:
+            what = "not offered here" if name in FIELDS else "unknown field"
+            errors.append(f"{_show(name, 24).strip(chr(39))}: {what}; fields: {', '.join(enabled)}")
+    request = {}
+    for name in FIELDS:
+        field = fields[name]
+        raw = options.get(name, field.get("default", "")) if field["enabled"] else field.get("default", "")
+        try:
+            request[name] = CHECKS[name](name, raw, field)
+        except Refused as refused:
+            errors += refused.errors
+    if not errors:
+        errors = _combination_errors(request, fields)
+    for name, names in (live or {}).items():
+        if names is not None and request.get(name) and request[name] not in names:
+            errors.append(
+                f"{name}: {request[name]} is not defined in Grid Engine "
+                f"(qconf {QCONF_LISTS[name]}: {', '.join(names) or 'none'})"
+            )
+    if errors:
+        raise Refused(errors)
+    return request
+
+
+def form_to_options(form_data):
+    """JupyterHub form data (a dict of lists) -> user options (one value per field)."""
+    return {
+        key: values[0] if len(values) == 1 else values
+        for key, values in form_data.items()
+        if key != "_xsrf"
+    }
+
+
+def form_fields(spec, previous=None):
+    """What the form template shows: the enabled fields with their current values.
+
+    ``previous`` (the user's last options) preselects the values when they are still valid.
+    """
+    fields = spec["fields"]
+    try:
+        values = validate(previous or {}, spec)
+    except Refused:
+        values = validate({}, spec)
+    shown = []
+    for name in FIELDS:
+        field = fields[name]
+        if not field["enabled"]:
+            continue
+        item = {"name": name, "label": field.get("label") or name, "value": values[name]}
+        if name in QCONF_LISTS:
+            item.update(kind="choice", optional=field.get("optional", False),
+                        choices=list((field.get("choices") or {}).items()))
+        elif name == "runtime":
+            item.update(kind="runtime", help=f"hh:mm:ss, at most {field['max']}. "
+                        "The server is stopped when this time is up.")
+        elif name == "email":
+            item.update(kind="email", help="Optional: Grid Engine mails you when the job ends.")
+        else:
+            item.update(kind="number", min=field["min"], max=field["max"],
+                        help=f"{field['min']}-{field['max']}")
+        shown.append(item)
+    return shown
+
+
+# ---------------------------------------------------------------------------------------------
+# The job: qsub options and script
+# ---------------------------------------------------------------------------------------------
+def _amount(name, request, field):
+    """RAM and GPUs as Grid Engine counts the complex: per slot (consumable YES) or per job."""
+    slots = request["slots"]
+    if name == "ram":  # the form asks for GB per core
+        return request["ram"] if field.get("per", "slot") == "slot" else request["ram"] * slots
+    if name == "gpus":  # the form asks for GPUs per job: one GPU is one GPU
+        return request["gpus"] // slots if field.get("per", "job") == "slot" else request["gpus"]
+    return request[name]
+
+
+def job_options(request, spec):
+    """The qsub options of a validated request, one per ``#$`` line.
+
+    Each enabled-or-defaulted field with a value becomes its pillar ``directive`` (a format string
+    over ``value``, ``amount``, ``complex`` and the other fields); 0 and '' add nothing.
+    """
+    options = ["-now yes"] if spec["immediate"] else []
+    for name in FIELDS:
+        field = spec["fields"][name]
+        value = request[name]
+        if field.get("directive") and value not in ("", 0):
+            options.append(
+                field["directive"].format(
+                    **request, value=value, amount=_amount(name, request, field),
+                    complex=field.get("complex", ""),
+                )
+            )
+    return options + list(spec.get("extra_options") or [])
+
+
+def render_job_script(template_text, **context):
+    """Render the job script template (Jinja; ``| q`` shell-quotes a value)."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["q"] = lambda value: shlex.quote(str(value))
+    return env.from_string(template_text).render(**context)
+
+
+# ---------------------------------------------------------------------------------------------
+# The token file
+# ---------------------------------------------------------------------------------------------
+def _acl_user_read(uid):
+    """A POSIX access ACL (system.posix_acl_access) = user::rw- user:<uid>:r-- group::--- mask::r-- other::---"""
+    undefined = 0xFFFFFFFF
+    entries = [(0x01, 6, undefined), (0x02, 4, uid), (0x04, 0, undefined), (0x10, 4, undefined),
+               (0x20, 0, undefined)]
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *entry) for entry in entries)
+
+
+def write_secret_env(path, env, uid):
+    """Write ``env`` as shell ``export`` lines to a NEW file only its owner and ``uid`` can read.
+
+    The job sources it; the hub deletes it as soon as the server is up or the job is gone.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.setxattr(fd, "system.posix_acl_access", _acl_user_read(uid))
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for key, value in sorted(env.items()):
+                if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                    handle.write(f"export {key}={shlex.quote(str(value))}\n")
+    except BaseException:
+        os.unlink(path)
+        raise
+
+
+def remove_file(path):
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Grid Engine: commands and the shared poller
+# ---------------------------------------------------------------------------------------------
+class Job(NamedTuple):
+    id: str
+    state: str  # qw, hqw, Eqw, r, t, Rr, s, dr, ...
+    owner: str
+    host: str  # execution host ('' while pending)
+
+    @property
+    def gone(self):
+        return "d" in self.state  # being deleted: as good as gone
+
+    @property
+    def failed(self):
+        return "E" in self.state
+
+    @property
+    def running(self):
+        return not (self.gone or self.failed) and any(s in self.state for s in "rtRsST")
+
+
+def parse_qstat_xml(text):
+    """``qstat -xml -u '*'`` -> {job id: Job}."""
+    jobs = {}
+    for item in ET.fromstring(text).iter("job_list"):
+        job_id = item.findtext("JB_job_number") or ""
+        queue = item.findtext("queue_name") or ""
+        jobs.setdefault(job_id, Job(job_id, item.findtext("state") or "", item.findtext("JB_owner") or "",
+                                    queue.partition("@")[2]))
+    return jobs
+
+
+def parse_qstat_j(text):
+    """``qstat -j ID[,ID]`` -> {job id: reason}: the error reason, or else the scheduling info."""
+    reasons, job_id, errors, info, key = {}, None, {}, {}, None
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("==="):
+            continue
+        if line[0].isspace():  # continuation of the previous key
+            if key == "scheduling info" and job_id:
+                info.setdefault(job_id, []).append(line.strip())
+            continue
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "job_number":
+            job_id = value
+        elif key.startswith("error reason") and job_id:
+            errors.setdefault(job_id, []).append(value)
+        elif key == "scheduling info" and job_id:
+            info.setdefault(job_id, []).append(value)
+    for job_id in set(errors) | set(info):
+        lines = errors.get(job_id) or info.get(job_id)
+        reasons[job_id] = "; ".join(line for line in lines if line)
+    return reasons
+
+
+async def run(argv, input=None, env=None, timeout=60):
+    """Run a command without a shell -> (returncode, stdout, stderr); rc 127 if it cannot run."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, cwd="/",
+        )
+    except OSError as exc:
+        return 127, "", str(exc)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(input.encode() if input else None), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return 124, "", f"{argv[0]} timed out after {timeout} s"
+    return proc.returncode, out.decode(errors="replace").strip(), err.decode(errors="replace").strip()
+
+
+class Cluster:
+    """The Grid Engine commands, from settings ``sge``: qsub/qdel as the user through sudo
+    (sudoers allows exactly these), qstat and qconf -s* as the hub user."""
+
+    def __init__(self, sge, runner=run):
+        self.sge = sge
+        self.run = runner
+        self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+                    "SGE_ROOT": sge["root"], "SGE_CELL": sge["cell"]}
+        self._lists = {}  # qconf option -> (time, names)
+
+    def _as(self, user, *argv):
+        return ["sudo", "-n", "-u", user, *argv]
+
+    async def qsub(self, user, script):
+        return await self.run(self._as(user, self.sge["qsub"], "-terse"), input=script, env=self.env)
+
+    async def qdel(self, user, job_id):
+        return await self.run(self._as(user, self.sge["qdel"], job_id), env=self.env)
+
+    async def qstat(self):
+        return await self.run([self.sge["qstat"], "-xml", "-u", "*"], env=self.env)
+
+    async def qstat_j(self, job_ids):
+        return await self.run([self.sge["qstat"], "-j", ",".join(job_ids)], env=self.env)
+
+    async def qconf_list(self, option, max_age=60):
+        """Names ``qconf -sql``/``-spl``/``-sprjl`` lists; None if qconf fails (check skipped)."""
+        cached = self._lists.get(option)
+        if cached and time.monotonic() - cached[0] < max_age:
+            return cached[1]
+        rc, out, err = await self.run([self.sge["qconf"], option], env=self.env)
+        if rc != 0 and not err.startswith("no "):  # "no project list defined" = empty list
+            log.warning("qconf %s failed (rc %s): %s; not checking against it", option, rc, err)
+            return None
+        names = out.split() if rc == 0 else []
+        self._lists[option] = (time.monotonic(), names)
+        return names
+
+    async def live_lists(self, fields):
+        return {
+            name: await self.qconf_list(option)
+            for name, option in QCONF_LISTS.items()
+            if fields[name].get("check_qconf")
+        }
+
+
+class JobPoller:
+    """One ``qstat -xml -u '*'`` per interval for all spawners.
+
+    ``status(job_id)`` answers from the last snapshot: a Job, None (not in the queue) or UNKNOWN
+    (qstat failed: keep the session, retry). While a server is starting or stopping (``busy``)
+    the interval is ``fast_interval``; ``kick()`` asks for a poll now. Jobs that are starting get
+    their reason (error reason or scheduling info) from one extra ``qstat -j`` per round.
+    Callbacks in ``watch`` fire when their job leaves the queue (a server stopped behind the hub's
+    back is noticed within one interval).
+    """
+
+    def __init__(self, cluster, interval=10, fast_interval=1, min_gap=0.2):
+        self.cluster = cluster
+        self.interval, self.fast_interval, self.min_gap = interval, fast_interval, min_gap
+        self.jobs, self.ok, self.reasons = {}, False, {}
+        self.starting, self.busy, self.watch = set(), 0, {}
+        self.generation, self.qstat_calls, self._detail_at = 0, 0, {}
+        self._task, self._kick, self._updated = None, None, None
+
+    def _ensure_started(self):
+        if self._task is None or self._task.done():
+            self._kick, self._updated = asyncio.Event(), asyncio.Condition()
+            self._task = asyncio.ensure_future(self._loop())
+
+    def kick(self):
+        self._ensure_started()
+        self._kick.set()
+
+    async def _loop(self):
+        while True:
+            started = time.monotonic()
+            try:
+                await self.poll_once()
+            except Exception:  # never let the poller die
+                log.exception("Grid Engine poll failed")
+            interval = self.fast_interval if (self.busy or self.starting) else self.interval
+            try:
+                await asyncio.wait_for(self._kick.wait(), interval)
+            except TimeoutError:
+                pass
+            self._kick.clear()
+            await asyncio.sleep(max(0.0, started + self.min_gap - time.monotonic()))
+
+    async def poll_once(self):
+        self.qstat_calls += 1
+        rc, out, err = await self.cluster.qstat()
+        try:
+            jobs = parse_qstat_xml(out) if rc == 0 else None
+        except ET.ParseError as exc:
+            jobs, err = None, f"unreadable output: {exc}"
+        if jobs is None:
+            if self.ok or not self.generation:
+                log.warning("qstat failed (rc %s): %s; sessions are kept, retrying", rc, err)
+            self.ok = False
+        else:
+            self.jobs, self.ok = jobs, True
+            await self._fetch_reasons()
+        self.generation += 1
+        async with self._updated:
+            self._updated.notify_all()
+        if self.ok:
+            for job_id, callback in list(self.watch.items()):
+                if self.status(job_id) is None:
+                    callback()
+
+    async def _fetch_reasons(self):
+        now = time.monotonic()
+        wanted = [
+            job_id for job_id in sorted(self.starting)
+            if job_id in self.jobs and (self.jobs[job_id].failed or (
+                not self.jobs[job_id].running and now - self._detail_at.get(job_id, 0) >= self.interval))
+        ]
+        if wanted:
+            self.qstat_calls += 1
+            rc, out, _ = await self.cluster.qstat_j(wanted)
+            self.reasons.update(parse_qstat_j(out))
+            self._detail_at.update(dict.fromkeys(wanted, now))
+
+    def status(self, job_id):
+        if not self.ok:
+            return UNKNOWN
+        job = self.jobs.get(job_id)
+        return None if job is None or job.gone else job
+
+    async def next_update(self, kick=False):
+        """Wait for the next snapshot (taken after this call)."""
+        self._ensure_started()
+        generation = self.generation
+        if kick:
+            self._kick.set()
+        async with self._updated:
+            await self._updated.wait_for(lambda: self.generation > generation)
+
+    async def ready(self):
+        """Wait until the first poll has been made (answered or failed)."""
+        if not self.generation:
+            await self.next_update()
+
+
+# ---------------------------------------------------------------------------------------------
+# JupyterHub layer
+# ---------------------------------------------------------------------------------------------
+try:  # the hub's env; the unit tests of the part above run without JupyterHub
+    from batchspawner import GridengineSpawner, JobStatus
+    from jupyterhub.apihandlers import APIHandler, default_handlers
+    from tornado import web
+    from traitlets import Dict, Float, Unicode, default
+except ImportError:
+    GridengineSpawner = None
+
+_shared = {}  # one Cluster and JobPoller per hub process
+LAST_END = {}  # (user, server name) -> why the last job ended, shown on the home page
+
+
+def _poller(settings):
+    if "poller" not in _shared:
+        spec = settings["spawner"]
+        _shared["cluster"] = Cluster(settings["sge"])
+        _shared["poller"] = JobPoller(_shared["cluster"], spec["poll_interval"],
+                                      spec["startup_poll_interval"])
+    return _shared["poller"]
+
+
+def secrets_dir(settings):
+    return settings["spawner"]["secrets_dir"] or os.path.join(settings["runtime_dir"], "secrets")
+
+
+def last_end_message(user):
+    """template_vars callable: why the user's last server ended (e.g. its run time was up)."""
+    if user is None:
+        return ""
+    return LAST_END.get((user.name, ""), "")
+
+
+if GridengineSpawner is not None:
+
+    class SpawnError(Exception):
+        """A spawn that failed for a reason the user should read (shown on the spawn page)."""
+
+        def __init__(self, message):
+            super().__init__(message)
+            self.jupyterhub_message = message
+            if "\n" in message:
+                self.jupyterhub_html_message = f"<pre>{html.escape(message)}</pre>"
+
+    def refusal(refused, form=False):
+        """HTTP 400 for refused options; on the form page the problems are listed line by line."""
+        error = web.HTTPError(400, str(refused))
+        error.jupyterhub_message = None if form else str(refused)
+        error.jupyterhub_html_message = "<br>".join(html.escape(e) for e in refused.errors)
+        return error
+
+    class SGESpawner(GridengineSpawner):
+        """GridengineSpawner with the pillar form, the token in a file instead of ``qsub -v``,
+        the shared poller, and Grid Engine's own reasons in progress messages and errors."""
+
+        sge_settings = Dict(help="the merged `jupyterhub` pillar map (settings.json)").tag(config=True)
+        env_file = Unicode(help="file that carries the session's environment (API token) to the job")
+        job_report = Dict(help="what a failing job posted about itself: exit_status, output")
+        job_runtime = Unicode(help="requested run time (h_rt) of the current job")
+        job_started = Float(0, help="time the server came up (epoch seconds)")
+        _messages = ()  # progress events of the current start
+        _watched = None  # job id registered in poller.watch
+
+        @property
+        def spec(self):
+            return self.sge_settings["spawner"]
+
+        @property
+        def poller(self):
+            return _poller(self.sge_settings)
+
+        # --- the form --------------------------------------------------------------------
+        @default("options_form")
+        def _options_form_default(self):
+            return render_options_form
+
+        @default("options_from_form")
+        def _options_from_form_default(self):
+            return self._options_from_form
+
+        async def _options_from_form(self, form_data):
+            options = form_to_options(form_data)
+            await self.check_options(options, form=True)  # a refusal re-renders the form
+            return options
+
+        @default("apply_user_options")
+        def _apply_user_options_default(self):
+            return _apply_user_options
+
+        async def check_options(self, options, form=False):
+            """The validated request, or HTTP 400 naming every refused field (no job is submitted)."""
+            live = await self.poller.cluster.live_lists(self.spec["fields"])
+            try:
+                return validate(options, self.spec, live)
+            except Refused as refused:
+                self.log.warning("%s: refused options: %s", self._log_name, refused.errors)
+                raise refusal(refused, form) from None
+
+        # --- state -----------------------------------------------------------------------
+        def load_state(self, state):
+            super().load_state(state)
+            self.env_file = state.get("env_file", "")
+            self.job_runtime = state.get("job_runtime", "")
+            self.job_started = state.get("job_started", 0)
+
+        def get_state(self):
+            state = super().get_state()
+            state.update(env_file=self.env_file, job_runtime=self.job_runtime, job_started=self.job_started)
+            return state
+
+        def clear_state(self):
+            remove_file(self.env_file)
+            super().clear_state()
+            self.env_file = self.job_runtime = ""
+            self.job_started = 0
+            self.job_report = {}
+
+        # --- job status from the shared poller (used by batchspawner's poll()) ------------
+        async def query_job_status(self):
+            if not self.job_id:
+                return JobStatus.NOTFOUND
+            await self.poller.ready()
+            job = self.poller.status(self.job_id)
+            if job is UNKNOWN:
+                return JobStatus.UNKNOWN
+            if job is None:
+                self._remember_end()
+                return JobStatus.NOTFOUND
+            self.job_status = f"{job.state} {job.host}".strip()
+            # a job in error state still sits in the queue: stop() deletes it
+            return JobStatus.RUNNING if job.running else JobStatus.PENDING
+
+        def state_ispending(self):
+            return bool(self.job_status) and not self.state_isrunning()
+
+        def state_isrunning(self):
+            return any(s in self.job_status.split(" ")[0] for s in "rtRsST")
+
+        def state_gethost(self):
+            return self.job_status.partition(" ")[2]
+
+        def start_polling(self):
+            super().start_polling()
+            if self.job_id:  # notice a job that leaves the queue at the next shared poll
+                self._watched = self.job_id
+                self.poller.watch[self._watched] = lambda: asyncio.ensure_future(self.poll_and_notify())
+
+        def stop_polling(self):
+            super().stop_polling()
+            self.poller.watch.pop(self._watched, None)
+
+        def _remember_end(self):
+            if not self.job_started:
+                return
+            key = (self.user.name, self.name)
+            if self.job_runtime and time.time() - self.job_started >= _seconds(self.job_runtime) - 5:
+                LAST_END[key] = (f"Your last server (job {self.job_id}) was stopped by Grid Engine when "
+                                 f"its requested run time {self.job_runtime} was up.")
+            else:
+                LAST_END[key] = (f"Your last server (job {self.job_id}) ended outside JupyterHub "
+                                 "(deleted with qdel, or it exited).")
+            self.log.warning("%s: %s", self._log_name, LAST_END[key])
+
+        # --- start -----------------------------------------------------------------------
+        def _say(self, message, progress=None):
+            self.log.info("%s: %s", self._log_name, message)
+            self._messages.append({"message": message, **({"progress": progress} if progress else {})})
+
+        async def progress(self):
+            shown = 0
+            while True:
+                for event in self._messages[shown:]:
+                    yield event
+                shown = len(self._messages)
+                await asyncio.sleep(0.5)
+
+        def job_script(self, request):
+            spec = self.sge_settings["spawner"]
+            path = spec["job_template"] or os.path.join(
+                self.sge_settings["config_dir"], "templates", "sgespawner-job.sh.j2")
+            with open(path, encoding="utf-8") as handle:
+                template = handle.read()
+            worker_env = spec["worker_env"] or self.sge_settings["env_prefix"]
+            return render_job_script(
+                template, username=self.user.name, job_name=spec["job_name"], output=spec["output"],
+                options=job_options(request, spec), env_file=self.env_file, request=request,
+                path=f"{worker_env}/bin:/usr/local/bin:/usr/bin:/bin", prologue=spec["prologue"],
+                cmd=shlex.join([self.batchspawner_singleuser_cmd, *self.cmd, *self.get_args()]),
+            )
+
+        async def start(self):
+            self._messages = []
+            self.ip, self.port, self.job_report = "0.0.0.0", 0, {}
+            if self.server:
+                self.server.port = self.port
+            request = await self.check_options(self.user_options)
+            LAST_END.pop((self.user.name, self.name), None)
+            try:
+                uid = pwd.getpwnam(self.user.name).pw_uid
+            except KeyError:
+                raise SpawnError(f"{self.user.name} has no Unix account on the hub host") from None
+            self.env_file = os.path.join(secrets_dir(self.sge_settings), uuid.uuid4().hex + ".env")
+            write_secret_env(self.env_file, self.get_env(), uid)
+            summary = ", ".join(f"{k}={v}" for k, v in request.items() if v not in ("", 0))
+            self._say(f"Submitting the job ({summary})", 10)
+            rc, out, err = await self.poller.cluster.qsub(self.user.name, self.job_script(request))
+            if rc != 0 or not re.match(r"[0-9]+", out):
+                remove_file(self.env_file)
+                raise SpawnError(f"Grid Engine refused the job: {err or out or f'qsub exit status {rc}'}")
+            self.job_id = re.match(r"[0-9]+", out).group()
+            self.job_runtime = request["runtime"]
+            self._say(f"Job {self.job_id} submitted", 20)
+            await self._wait_until_up()
+            remove_file(self.env_file)  # the server has read it: the token lives on only in its process
+            self.job_started = time.time()
+            self._say(f"Jupyter is up on {self.ip}; Grid Engine stops it after {self.job_runtime}", 90)
+            return self.ip, self.port
+
+        async def _wait_until_up(self):
+            """Follow the job through the shared poller until it runs and its server reported its
+            port; the job's own failure (error state, gone) ends the spawn at that poll."""
+            poller, job_id, said = self.poller, self.job_id, None
+            poller.starting.add(job_id)
+            try:
+                while True:
+                    await poller.next_update(kick=said is None)
+                    job = poller.status(job_id)
+                    if job is UNKNOWN:
+                        message, progress = "Grid Engine does not answer (qstat failed); retrying", 30
+                    elif job is None:
+                        raise SpawnError(self._ended_message())
+                    elif job.failed:
+                        reason = poller.reasons.get(job_id) or f"see qstat -j {job_id}"
+                        raise SpawnError(f"Job {job_id} is in error state ({job.state}): {reason}")
+                    elif not job.running:
+                        reason = poller.reasons.get(job_id, "")
+                        message = f"Job {job_id} is queued ({job.state})" + (f": {reason}" if reason else "")
+                        progress = 30
+                    else:
+                        self.ip = job.host
+                        if self.port:
+                            return
+                        message, progress = f"Job {job_id} is running on {job.host}; starting Jupyter", 50
+                    if message != said:
+                        self._say(message, progress)
+                        said = message
+            finally:
+                poller.starting.discard(job_id)
+
+        def _ended_message(self):
+            message = f"Job {self.job_id} ended before Jupyter started"
+            report = self.job_report
+            if report:
+                return f"{message} (exit status {report['exit_status']}). Its output ends with:\n{report['output']}"
+            return f"{message}; its output is in {self.spec['output']} on the execution host"
+
+        def job_reported(self, data):
+            """What the job POSTs to /hub/api/batchspawner: its port, or why it failed."""
+            if not isinstance(data, dict) or not data or set(data) - {"port", "exit_status", "output"}:
+                raise ValueError("expected {port} or {exit_status, output}")
+            if "port" in data:
+                if self.pending != "spawn" or self.port:
+                    raise ValueError("the port is only accepted once, while the server starts")
+                port = data["port"]
+                if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                    raise ValueError("port: expected an integer 1-65535")
+                self.port = port
+            if "exit_status" in data:
+                self.job_report = {"exit_status": int(data["exit_status"]),
+                                   "output": str(data.get("output", ""))[-4000:]}
+                self.log.warning("%s: job %s reported exit status %s", self._log_name, self.job_id,
+                                 self.job_report["exit_status"])
+            self.poller.kick()
+
+        # --- stop ------------------------------------------------------------------------
+        async def stop(self, now=False):
+            if not self.job_id:
+                return
+            rc, out, err = await self.poller.cluster.qdel(self.user.name, self.job_id)
+            if rc != 0 and "does not exist" not in err:
+                self.log.error("%s: qdel %s failed (rc %s): %s", self._log_name, self.job_id, rc, err)
+            LAST_END.pop((self.user.name, self.name), None)
+            if now:
+                return
+            self.poller.busy += 1
+            try:
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline:
+                    await self.poller.next_update(kick=True)
+                    if self.poller.status(self.job_id) is None:
+                        return
+                self.log.warning("%s: job %s is still in the queue after qdel", self._log_name, self.job_id)
+            finally:
+                self.poller.busy -= 1
+
+    async def _apply_user_options(spawner, user_options):
+        """Spawner.apply_user_options: every spawn (form or REST API) is validated before start."""
+        await spawner.check_options(user_options)
+
+    def render_options_form(spawner):
+        """Spawner.options_form: the fields, rendered from <config_dir>/templates/sgespawner-form.html."""
+        settings = spawner.sge_settings
+        loader = jinja2.FileSystemLoader(os.path.join(settings["config_dir"], "templates"))
+        env = jinja2.Environment(loader=loader, autoescape=True)
+        previous = spawner.orm_spawner.user_options if spawner.orm_spawner else None
+        return env.get_template("sgespawner-form.html").render(
+            fields=form_fields(settings["spawner"], previous), spawner=spawner)
+
+    class JobReportHandler(APIHandler):
+        """POST /hub/api/batchspawner, used by batchspawner-singleuser ({"port": N}) and by the job
+        script when the server fails ({"exit_status": N, "output": "..."}).
+
+        Replaces batchspawner's handler, which sets ANY attribute the token holder names on the
+        spawner (for instance the submit command, which the hub would then run)."""
+
+        @web.authenticated
+        def post(self):
+            token = self.get_auth_token()
+            spawners = getattr(self.current_user, "spawners", {})
+            spawner = next((s for s in spawners.values() if s.api_token == token), None)
+            if not isinstance(spawner, SGESpawner):
+                raise web.HTTPError(404, "no server of this token")
+            try:
+                spawner.job_reported(self.get_json_body())
+            except ValueError as exc:
+                raise web.HTTPError(400, str(exc)) from None
+            self.set_status(201)
+            self.finish(json.dumps({"message": "noted"}))
+
+    def _install_api_handler():
+        import batchspawner.api  # noqa: F401 - registers its handler, replaced here
+
+        default_handlers[:] = [h for h in default_handlers if h[0] != r"/api/batchspawner"]
+        default_handlers.append((r"/api/batchspawner", JobReportHandler))
+
+
+def configure(c, settings):
+    """Everything spawner-related on the JupyterHub config ``c``, from settings.json."""
+    if GridengineSpawner is None:
+        raise RuntimeError("sgespawner.configure needs jupyterhub and batchspawner")
+    spec = settings["spawner"]
+    validate({}, spec)  # the pillar defaults must pass their own checks: fail now, not at a spawn
+    _install_api_handler()
+    c.JupyterHub.spawner_class = SGESpawner
+    c.SGESpawner.sge_settings = settings
+    c.SGESpawner.start_timeout = spec["start_timeout"]
+    c.SGESpawner.http_timeout = spec["http_timeout"]
+    c.SGESpawner.poll_interval = spec["poll_interval"]
+    c.SGESpawner.startup_poll_interval = spec["startup_poll_interval"]
+    c.JupyterHub.template_paths.insert(0, os.path.join(settings["config_dir"], "templates"))
+    c.JupyterHub.template_vars.update({"sge_last_end": last_end_message})
+
+    directory = secrets_dir(settings)
+    if os.access(os.path.dirname(directory), os.W_OK):  # the hub user owns its parent: create it
+        os.makedirs(directory, exist_ok=True)
+        os.chmod(directory, 0o711)  # the users reach their file by its (random) name, cannot list
+
+    culler = settings["idle_culler"]
+    if culler["enabled"]:
+        import sys
+
+        c.JupyterHub.services.append({
+            "name": "idle-culler",
+            "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={culler['timeout']}",
+                        f"--cull-every={culler['cull_every']}", f"--max-age={culler['max_age']}"],
+        })
+        c.JupyterHub.load_roles.append({
+            "name": "idle-culler",
+            "description": "stop idle servers (jupyterhub-idle-culler)",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        })
