@@ -25,6 +25,8 @@ Configuration (minion config or pillar, read with ``config.get``):
 
 import asyncio
 import collections
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -32,6 +34,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 
 import salt.utils.files
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -818,12 +821,37 @@ def install(
         salt '*' conda_env.install jupyterhub spec=salt://jupyterhub/files/conda/jupyterhub.yml
         salt '*' conda_env.install /shared/envs/jh lock_file=/shared/envs/jh.lock.yml frozen=True test=True
     """
-    plan = _plan(
-        name, spec, lock_file, root, pkgs_dir, pip_args, frozen, saltenv, channels, dependencies, pip
-    )
+    args = (name, spec, lock_file, root, pkgs_dir, pip_args, frozen, saltenv, channels, dependencies, pip)
     if test:
-        return _changes(plan)
-    return _apply(plan)
+        return _changes(_plan(*args))
+    with _prefix_lock(resolve_prefix(name, root)):
+        return _apply(_plan(*args))
+
+
+@contextlib.contextmanager
+def _prefix_lock(prefix, timeout=600):
+    """
+    Exclusive lock of one environment (``.<name>.conda_env-lock`` next to the prefix, so it also
+    works before the prefix exists), so that two applies (e.g. two hosts on a shared filesystem)
+    do not change one environment at the same time.
+    """
+    parent, base = os.path.split(prefix.rstrip("/"))
+    os.makedirs(parent, exist_ok=True)
+    path = os.path.join(parent, f".{base}.conda_env-lock")
+    with salt.utils.files.fopen(path, "a") as fh_:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh_.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise CommandExecutionError(f"conda_env: {prefix} is locked by another apply ({path})")
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh_.fileno(), fcntl.LOCK_UN)
 
 
 def lock(

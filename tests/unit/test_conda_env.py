@@ -351,3 +351,13 @@ def test_remove_refuses_non_environments(tmp_path):
     assert (tmp_path / "env").exists()
     assert mod.remove(str(tmp_path / "env")) is True
     assert not (tmp_path / "env").exists()
+
+
+def test_prefix_lock_serializes_applies(tmp_path):
+    prefix = str(tmp_path / "envs/jh")
+    with mod._prefix_lock(prefix):
+        with pytest.raises(CommandExecutionError, match="locked by another apply"):
+            with mod._prefix_lock(prefix, timeout=0):
+                pass
+    with mod._prefix_lock(prefix, timeout=0):
+        assert (tmp_path / "envs/.jh.conda_env-lock").exists()
