@@ -1,0 +1,39 @@
+{%- from "jupyterhub/map.jinja" import jupyterhub with context %}
+{%- set sge = jupyterhub.sge %}
+{%- set qmaster = sge.qmaster or grains["host"] %}
+# Grid Engine client on any host that submits jobs (the hub). Debian's gridengine-* packages ask
+# three debconf questions; the qmaster host has no default (without it act_qmaster stays empty and
+# every client fails), so answer them before installing.
+jupyterhub-sge-debconf-utils-installed:
+  pkg.installed:
+    - name: debconf-utils
+
+jupyterhub-sge-preseeded:
+  debconf.set:
+    - name: gridengine-common
+    - data:
+        shared/gridengineconfig: {type: boolean, value: true}
+        shared/gridenginecell: {type: string, value: {{ sge.cell | json }}}
+        shared/gridenginemaster: {type: string, value: {{ qmaster | json }}}
+    - require:
+      - pkg: jupyterhub-sge-debconf-utils-installed
+
+jupyterhub-sge-client-installed:
+  pkg.installed:
+    - name: gridengine-client
+    # loads the sge execution and state modules, which need qconf
+    - reload_modules: true
+    - require:
+      - debconf: jupyterhub-sge-preseeded
+
+# The preseed only counts at the first install; this keeps the qmaster name right afterwards.
+jupyterhub-sge-act-qmaster-set:
+  file.managed:
+    - name: {{ sge.root }}/{{ sge.cell }}/common/act_qmaster
+    - contents: {{ qmaster | json }}
+    - user: sgeadmin
+    - group: sgeadmin
+    - mode: "0644"
+    - makedirs: true
+    - require:
+      - pkg: jupyterhub-sge-client-installed
