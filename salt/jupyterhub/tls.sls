@@ -40,8 +40,6 @@ jupyterhub-tls-certificate-self-signed:
     - signing_private_key: {{ ssl_dir }}/hub.key
     - CN: {{ jupyterhub.common_name }}
     - subjectAltName: {{ sans | json }}
-    - basicConstraints: "critical, CA:false"
-    - keyUsage: "critical, digitalSignature, keyEncipherment"
     - extendedKeyUsage: serverAuth
     - days_valid: {{ jupyterhub.tls.days_valid }}
     - days_remaining: 30

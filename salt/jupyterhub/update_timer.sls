@@ -6,7 +6,8 @@
 jupyterhub-env-update-script-installed:
   file.managed:
     - name: /usr/local/sbin/jupyterhub-env-update
-    - source: salt://jupyterhub/files/jupyterhub-env-update.sh.j2
+{#- conda: compare the envs with their reviewed locks, never solve (conda_env.update_report) #}
+    - source: salt://jupyterhub/files/{{ "conda/env-update.sh.j2" if jupyterhub.env_provider == "conda" else "jupyterhub-env-update.sh.j2" }}
     - template: jinja
     - mode: "0755"
     - context:

@@ -1,0 +1,266 @@
+"""The hub role applied to a freshly booted Debian 12 host, checked from outside like a user would.
+
+One container `hub` on the test bridge. The dev profile is applied first (twice: the second run
+must change and restart nothing), then the prod profile.
+"""
+
+import hashlib
+import json
+import re
+import ssl
+import subprocess
+import time
+
+import pytest
+import requests
+import urllib3
+
+pytestmark = pytest.mark.integration
+
+USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3"}
+TIMINGS = {}
+
+
+def dev_pillar(network):
+    return {
+        "jupyterhub": {
+            "cluster_net_cidr": f"{network.subnet}.0/24",
+            "jh_admin_users": ["alice"],
+            "jh_whitelist_users": ["alice", "carol"],
+        }
+    }
+
+
+def main_pids(host):
+    out = host.run(
+        ["systemctl", "show", "-p", "MainPID", "--value", "jupyterhub", "jupyterhub-proxy", "nginx"]
+    ).stdout.split()
+    return out
+
+
+@pytest.fixture(scope="module")
+def hub(make_host, test_network):
+    host = make_host("hub")
+    for user, password in USERS.items():
+        host.run(["useradd", "--create-home", "--shell", "/bin/bash", user])
+        host.run(["chpasswd"], input=f"{user}:{password}\n")
+    first = host.state_apply(pillar=dev_pillar(test_network))
+    assert first.ok, str(first)
+    TIMINGS["first apply (dev)"] = first.duration
+    host.first_apply = first
+    yield host
+    host.stop()
+    print("\nhub role timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in TIMINGS.items()))
+
+
+@pytest.fixture(scope="module")
+def cert_file(hub):
+    """The served certificate must be the role's hub.crt; requests then skips CA validation
+    (the dev certificate is self-signed)."""
+    served = ssl.get_server_certificate((hub.ip, 443))
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(
+        hub.read_file("/etc/jupyterhub/ssl/hub.crt")
+    )
+    return False
+
+
+def login(hub, cert_file, user, password):
+    """Log in through nginx like a browser: GET the form (xsrf cookie + field), POST it."""
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+    session.verify = cert_file
+    page = session.get(f"https://{hub.ip}/hub/login", timeout=30)
+    assert page.status_code == 200
+    match = re.search(r'name="_xsrf"\s+value="([^"]+)"', page.text)
+    data = {"username": user, "password": password}
+    if match:
+        data["_xsrf"] = match.group(1)
+    response = session.post(
+        f"https://{hub.ip}/hub/login?next=", data=data, allow_redirects=False, timeout=60
+    )
+    return session, response
+
+
+def current_user(session, hub):
+    response = session.get(f"https://{hub.ip}/hub/api/user", timeout=30)
+    return response.status_code, (response.json() if response.status_code == 200 else None)
+
+
+def test_second_apply_changes_and_restarts_nothing(hub, test_network):
+    pids = main_pids(hub)
+    second = hub.state_apply(pillar=dev_pillar(test_network))
+    assert second.ok, str(second)
+    TIMINGS["second apply"] = second.duration
+    assert second.changed() == {}
+    assert main_pids(hub) == pids
+    predicted = hub.state_apply(pillar=dev_pillar(test_network), test=True)
+    assert predicted.ok, str(predicted)
+    assert predicted.changed() == {}
+
+
+def test_services_are_active_and_enabled(hub):
+    for unit in ("jupyterhub", "jupyterhub-proxy", "nginx", "jupyterhub-env-update.timer"):
+        assert hub.run(["systemctl", "is-active", unit]).stdout.strip() == "active"
+        assert hub.run(["systemctl", "is-enabled", unit]).stdout.strip() == "enabled"
+
+
+def test_http_redirects_to_https(hub):
+    response = requests.get(f"http://{hub.ip}/hub/login", allow_redirects=False, timeout=30)
+    assert response.status_code == 301
+    assert response.headers["Location"] == f"https://{hub.ip}/hub/login"
+
+
+def test_certificate_names_the_host(hub):
+    text = hub.run(["openssl", "x509", "-noout", "-text", "-in", "/etc/jupyterhub/ssl/hub.crt"]).stdout
+    assert f"IP Address:{hub.ip}" in text and "DNS:hub" in text
+    csr = hub.run(["openssl", "req", "-noout", "-text", "-in", "/etc/jupyterhub/ssl/hub.csr"]).stdout
+    assert f"IP Address:{hub.ip}" in csr
+
+
+def test_https_login_page_with_hsts(hub, cert_file):
+    with requests.Session() as session:
+        session.trust_env = False
+        response = session.get(f"https://{hub.ip}/hub/login", verify=cert_file, timeout=30)
+    assert response.status_code == 200
+    assert "password" in response.text
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+@pytest.mark.parametrize("version, accepted", [("-tls1_1", False), ("-tls1", False), ("-tls1_2", True)])
+def test_tls_versions(hub, version, accepted):
+    # SECLEVEL=0 makes the client willing to speak the old protocols: a refusal is the server's.
+    proc = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{hub.ip}:443", version, "-cipher", "DEFAULT@SECLEVEL=0"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (proc.returncode == 0) is accepted, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_whitelisted_admin_logs_in_with_pam(hub, cert_file):
+    session, response = login(hub, cert_file, "alice", USERS["alice"])
+    assert response.status_code == 302, response.text[:500]
+    status, model = current_user(session, hub)
+    assert status == 200 and model["name"] == "alice" and model["admin"] is True
+
+
+def test_whitelisted_user_is_not_admin(hub, cert_file):
+    session, response = login(hub, cert_file, "carol", USERS["carol"])
+    assert response.status_code == 302
+    status, model = current_user(session, hub)
+    assert status == 200 and model["admin"] is False
+
+
+def test_wrong_password_is_refused(hub, cert_file):
+    session, response = login(hub, cert_file, "alice", "not-her-password")
+    assert response.status_code != 302
+    assert current_user(session, hub)[0] == 403
+
+
+def test_dev_refuses_a_user_who_is_not_whitelisted(hub, cert_file):
+    session, response = login(hub, cert_file, "bob", USERS["bob"])
+    assert response.status_code != 302
+    assert current_user(session, hub)[0] == 403
+
+
+def test_sudo_allows_exactly_the_three_sge_commands(hub):
+    listing = hub.run(["sudo", "-l", "-U", "jupyter"]).stdout
+    commands = re.findall(r"NOPASSWD:\s*(.+)", listing)
+    assert len(commands) == 1, listing
+    assert sorted(c.strip() for c in commands[0].split(",")) == ["/usr/bin/qdel", "/usr/bin/qstat", "/usr/bin/qsub"]
+    assert "!root" in listing
+    assert 'env_keep="SGE_* LANG"' in listing, listing
+
+
+def test_sudo_runs_qsub_as_a_user_but_not_as_root_or_system_accounts(hub):
+    def as_jupyter(*argv):
+        return hub.run(["runuser", "-u", "jupyter", "--", "sudo", "-n", *argv], check=False)
+
+    allowed = as_jupyter("-u", "alice", "/usr/bin/qstat", "-help")
+    assert "not allowed" not in allowed.stderr and "password is required" not in allowed.stderr, allowed
+    for runas in ("root", "#0", "daemon", "www-data", "jupyter"):
+        denied = as_jupyter("-u", runas, "/usr/bin/qsub", "-help")
+        assert denied.returncode != 0, runas
+        assert "not allowed" in denied.stderr or "password is required" in denied.stderr, denied.stderr
+    shell = as_jupyter("-u", "alice", "/bin/sh", "-c", "id")
+    assert shell.returncode != 0
+
+
+def stat_of(hub, path):
+    owner, group, mode = hub.run(["stat", "-c", "%U %G %a", path]).stdout.split()
+    return owner, group, mode
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("/srv/jupyterhub", ("jupyter", "jupyter", "700")),
+        ("/srv/jupyterhub/jupyterhub_cookie_secret", ("jupyter", "jupyter", "600")),
+        ("/etc/jupyterhub", ("root", "jupyter", "750")),
+        ("/etc/jupyterhub/proxy.env", ("root", "root", "600")),
+        ("/etc/jupyterhub/settings.json", ("root", "jupyter", "640")),
+        ("/etc/jupyterhub/jupyterhub_config.py", ("root", "jupyter", "640")),
+        ("/etc/jupyterhub/ssl/hub.key", ("root", "root", "600")),
+        ("/etc/jupyterhub/ssl/hub.csr", ("root", "root", "644")),
+        ("/etc/sudoers.d/jupyterhub", ("root", "root", "440")),
+    ],
+)
+def test_file_owners_and_modes(hub, path, expected):
+    assert stat_of(hub, path) == expected
+
+
+def test_secrets_are_not_readable_by_users_and_not_in_settings(hub):
+    for path in ("/srv/jupyterhub/jupyterhub_cookie_secret", "/etc/jupyterhub/proxy.env", "/etc/jupyterhub/ssl/hub.key"):
+        assert hub.run(["cat", path], user="alice", check=False).returncode != 0
+    token = hub.read_file("/etc/jupyterhub/proxy.env").strip().split("=", 1)[1]
+    assert len(token) == 64
+    for path in ("/etc/jupyterhub/settings.json", "/etc/jupyterhub/jupyterhub_config.py"):
+        assert token not in hub.read_file(path)
+
+
+def test_hub_runs_unprivileged_and_binds_the_cluster_address(hub):
+    for unit in ("jupyterhub", "jupyterhub-proxy"):
+        pid = hub.run(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.strip()
+        assert hub.run(["stat", "-c", "%U", f"/proc/{pid}"]).stdout.strip() == "jupyter"
+    settings = json.loads(hub.read_file("/etc/jupyterhub/settings.json"))
+    assert settings["hub_ip"] == hub.ip
+    listening = hub.run(["ss", "-Hltn"]).stdout
+    assert f"{hub.ip}:8081" in listening
+    assert "127.0.0.1:8000" in listening
+
+
+def test_bad_pillar_names_the_key_and_changes_nothing(hub, test_network):
+    before = hashlib.sha256(hub.read_file("/etc/jupyterhub/settings.json").encode()).hexdigest()
+    pillar = dev_pillar(test_network)
+    pillar["jupyterhub"]["hub"] = {"port": "8081x"}
+    pillar["jupyterhub"]["jh_admin"] = ["mallory"]
+    result = hub.state_apply(pillar=pillar)
+    assert result.returncode != 0
+    message = json.dumps(result.failed())
+    assert "jupyterhub:hub:port: expected an integer" in message
+    assert "jupyterhub:jh_admin: unknown key" in message
+    assert result.changed() == {}
+    after = hashlib.sha256(hub.read_file("/etc/jupyterhub/settings.json").encode()).hexdigest()
+    assert before == after
+
+
+def test_prod_profile_applies_and_admits_everyone(hub, test_network, cert_file):
+    hub.salt_call("grains.setval", "jupyterhub_profile", "prod", check=True)
+    pillar = {"jupyterhub": {"cluster_net_cidr": f"{test_network.subnet}.0/24", "jh_admin_users": ["alice"]}}
+    started = time.monotonic()
+    result = hub.state_apply(pillar=pillar)
+    assert result.ok, str(result)
+    TIMINGS["switch to prod"] = time.monotonic() - started
+    notice = [ret for sid, ret in result.states().items() if "certificate-missing-notice" in sid]
+    assert notice and "hub.csr" in notice[0]["comment"]
+    again = hub.state_apply(pillar=pillar)
+    assert again.ok and again.changed() == {}, str(again)
+    session, response = login(hub, cert_file, "bob", USERS["bob"])
+    assert response.status_code == 302
+    status, model = current_user(session, hub)
+    assert status == 200 and model["name"] == "bob" and model["admin"] is False
+
+
+urllib3.disable_warnings()
