@@ -1,0 +1,115 @@
+"""The jupyterhub.sge.* SLS files render with the real Salt loader (no Grid Engine on this machine:
+nothing is applied), take their objects from pillar, and refuse bad pillar. The module and states
+themselves run against a real cell in tests/integration/test_sge_cell.py."""
+
+import pytest
+
+BASE = {"cluster_net_cidr": "0.0.0.0/0"}
+
+
+def show(loaders, sls, **sge):
+    pillar = {"jupyterhub": dict(BASE, sge=dict({"qmaster": "qm1"}, **sge))}
+    return loaders.modules.state.show_sls(sls, pillar=pillar)
+
+
+def args(rendered, sid):
+    """The state function and its arguments as a dict, e.g. ("sge.queue_present", {...})."""
+    (mod, items), *_ = [(k, v) for k, v in rendered[sid].items() if not k.startswith("__")]
+    fun = next(i for i in items if isinstance(i, str))
+    merged = {}
+    for item in items:
+        if isinstance(item, dict):
+            merged.update(item)
+    merged.pop("order", None)  # added by show_sls
+    return f"{mod}.{fun}", merged
+
+
+def test_client_preseeds_the_qmaster(make_loaders):
+    rendered = show(make_loaders(), "jupyterhub.sge.client")
+    _, preseed = args(rendered, "jupyterhub-sge-preseeded")
+    assert preseed["data"]["shared/gridenginemaster"] == {"type": "string", "value": "qm1"}
+    assert preseed["data"]["shared/gridenginecell"]["value"] == "default"
+    _, act = args(rendered, "jupyterhub-sge-act-qmaster-set")
+    assert act["name"] == "/var/lib/gridengine/default/common/act_qmaster"
+    assert act["contents"] == "qm1"
+
+
+def test_cell_defaults(make_loaders):
+    rendered = show(make_loaders(host="qm1"), "jupyterhub.sge.cell")
+    assert args(rendered, "jupyterhub-sge-queue-all.q-configured") == (
+        "sge.queue_present",
+        {
+            "name": "all.q",
+            "settings": {"hostlist": "@allhosts", "pe_list": "smp", "slots": 4},
+            "require": [
+                {"sge": "jupyterhub-sge-hostgroup-configured"},
+                {"sge": "jupyterhub-sge-pe-smp-configured"},
+            ],
+        },
+    )
+    assert args(rendered, "jupyterhub-sge-pe-smp-configured")[1]["settings"] == {
+        "slots": 999,
+        "allocation_rule": "$pe_slots",
+    }
+    assert args(rendered, "jupyterhub-sge-hostgroup-configured")[1]["hosts"] == ["qm1"]
+    sched = args(rendered, "jupyterhub-sge-scheduler-configured")[1]["settings"]
+    assert sched == {"schedule_interval": "0:0:1", "flush_submit_sec": 1, "flush_finish_sec": 1}
+    conf = args(rendered, "jupyterhub-sge-global-config-configured")[1]["settings"]
+    assert "accounting_flush_time=00:00:00" in conf["reporting_params"]
+    # the qmaster is an execution host: the execd SLS is included, after the qmaster
+    assert "jupyterhub-sge-execd-running" in rendered
+    assert args(rendered, "jupyterhub-sge-qmaster-running")[1]["require_in"] == [
+        {"pkg": "jupyterhub-sge-execd-installed"}
+    ]
+
+
+def test_cell_objects_from_pillar(make_loaders):
+    rendered = show(
+        make_loaders(host="qm1"),
+        "jupyterhub.sge.cell",
+        cell_setup={
+            "exec_hosts": ["node1", "node2"],
+            "queues": {"gpu.q": {"hostlist": "node2", "slots": 1}},
+            "pes": {"mpi": {"allocation_rule": "$round_robin"}},
+        },
+    )
+    assert {"jupyterhub-sge-queue-all.q-configured", "jupyterhub-sge-queue-gpu.q-configured"} <= set(rendered)
+    assert "jupyterhub-sge-pe-mpi-configured" in rendered
+    assert args(rendered, "jupyterhub-sge-hostgroup-configured")[1]["hosts"] == ["node1", "node2"]
+    for node in ("node1", "node2"):
+        assert args(rendered, f"jupyterhub-sge-exec-host-{node}-is-admin-host")[0] == "sge.admin_host_present"
+    # the qmaster runs no execd when it is not an execution host
+    assert "jupyterhub-sge-execd-running" not in rendered
+
+
+def test_submit_hosts_from_pillar(make_loaders):
+    rendered = show(
+        make_loaders(), "jupyterhub.sge.submit_hosts", submit_hosts={"hub1": "present", "old": "absent"}
+    )
+    assert args(rendered, "jupyterhub-sge-submit-host-hub1-present") == (
+        "sge.submit_host_present",
+        {"name": "hub1"},
+    )
+    assert args(rendered, "jupyterhub-sge-submit-host-old-absent") == (
+        "sge.submit_host_absent",
+        {"name": "old"},
+    )
+
+
+@pytest.mark.parametrize(
+    "sge,needle",
+    [
+        ({"submit_hosts": {"hub1": True}}, "jupyterhub:sge:submit_hosts:hub1"),
+        ({"cell_setup": {"exec_hosts": "node1"}}, "jupyterhub:sge:cell_setup:exec_hosts"),
+        ({"cell_setup": {"queues": {"all.q": "big"}}}, "jupyterhub:sge:cell_setup:queues:all.q"),
+        ({"cell_setup": {"nosuchkey": 1}}, "jupyterhub:sge:cell_setup:nosuchkey"),
+    ],
+)
+def test_bad_pillar_is_refused(make_loaders, sge, needle):
+    rendered = show(make_loaders(host="qm1"), "jupyterhub.sge.cell", **sge)
+    assert isinstance(rendered, list), rendered
+    assert needle in "\n".join(rendered)
+
+
+def test_submit_hosts_without_pillar_is_empty(make_loaders):
+    assert show(make_loaders(), "jupyterhub.sge.submit_hosts") == {}
