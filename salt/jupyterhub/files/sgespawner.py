@@ -65,7 +65,7 @@ def _seconds(runtime):
 
 
 def _text(name, raw, limit=100):
-    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise Refused([f"{name}: expected one value, got {_show(raw)}"])
     value = str(raw).strip(" ")
     if not value.isprintable():
@@ -167,7 +167,8 @@ def validate(options, spec, live=None):
     for name in options:
         if name not in enabled:
             what = "not offered here" if name in FIELDS else "unknown field"
-            errors.append(f"{_show(name, 24).strip(chr(39))}: {what}; fields: {', '.join(enabled)}")
+            shown = name if re.fullmatch(r"[A-Za-z0-9_.-]{1,30}", str(name)) else _show(name)
+            errors.append(f"{shown}: {what}; fields: {', '.join(enabled)}")
     request = {}
     for name in FIELDS:
         field = fields[name]
@@ -384,6 +385,8 @@ class Cluster:
     """The Grid Engine commands, from settings ``sge``: qsub/qdel as the user through sudo
     (sudoers allows exactly these), qstat and qconf -s* as the hub user."""
 
+    SUDO = ("sudo", "-n", "-u")  # -n: fail instead of asking for a password
+
     def __init__(self, sge, runner=run):
         self.sge = sge
         self.run = runner
@@ -392,7 +395,7 @@ class Cluster:
         self._lists = {}  # qconf option -> (time, names)
 
     def _as(self, user, *argv):
-        return ["sudo", "-n", "-u", user, *argv]
+        return [*self.SUDO, user, *argv]
 
     async def qsub(self, user, script):
         return await self.run(self._as(user, self.sge["qsub"], "-terse"), input=script, env=self.env)
@@ -485,8 +488,9 @@ class JobPoller:
             self.jobs, self.ok = jobs, True
             await self._fetch_reasons()
         self.generation += 1
-        async with self._updated:
-            self._updated.notify_all()
+        if self._updated:
+            async with self._updated:
+                self._updated.notify_all()
         if self.ok:
             for job_id, callback in list(self.watch.items()):
                 if self.status(job_id) is None:
@@ -541,6 +545,16 @@ _shared = {}  # one Cluster and JobPoller per hub process
 LAST_END = {}  # (user, server name) -> why the last job ended, shown on the home page
 
 
+async def _listening(host, port):
+    """Does the server accept connections yet? (then the hub's first HTTP check succeeds)"""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
 def _poller(settings):
     if "poller" not in _shared:
         spec = settings["spawner"]
@@ -572,11 +586,10 @@ if GridengineSpawner is not None:
             if "\n" in message:
                 self.jupyterhub_html_message = f"<pre>{html.escape(message)}</pre>"
 
-    def refusal(refused, form=False):
-        """HTTP 400 for refused options; on the form page the problems are listed line by line."""
+    def refusal(refused):
+        """HTTP 400 naming every refused field, one per line (spawn.html shows the lines)."""
         error = web.HTTPError(400, str(refused))
-        error.jupyterhub_message = None if form else str(refused)
-        error.jupyterhub_html_message = "<br>".join(html.escape(e) for e in refused.errors)
+        error.jupyterhub_message = str(refused)
         return error
 
     class SGESpawner(GridengineSpawner):
@@ -588,8 +601,10 @@ if GridengineSpawner is not None:
         job_report = Dict(help="what a failing job posted about itself: exit_status, output")
         job_runtime = Unicode(help="requested run time (h_rt) of the current job")
         job_started = Float(0, help="time the server came up (epoch seconds)")
+        bind_ip = Unicode("0.0.0.0", help="address the server listens on, on the execution host").tag(config=True)
         _messages = ()  # progress events of the current start
         _watched = None  # job id registered in poller.watch
+        _wake = None  # set when the job reports (its port, or its failure) during start
 
         @property
         def spec(self):
@@ -610,21 +625,21 @@ if GridengineSpawner is not None:
 
         async def _options_from_form(self, form_data):
             options = form_to_options(form_data)
-            await self.check_options(options, form=True)  # a refusal re-renders the form
+            await self.check_options(options)  # a refusal re-renders the form with the message
             return options
 
         @default("apply_user_options")
         def _apply_user_options_default(self):
             return _apply_user_options
 
-        async def check_options(self, options, form=False):
+        async def check_options(self, options):
             """The validated request, or HTTP 400 naming every refused field (no job is submitted)."""
             live = await self.poller.cluster.live_lists(self.spec["fields"])
             try:
                 return validate(options, self.spec, live)
             except Refused as refused:
                 self.log.warning("%s: refused options: %s", self._log_name, refused.errors)
-                raise refusal(refused, form) from None
+                raise refusal(refused) from None
 
         # --- state -----------------------------------------------------------------------
         def load_state(self, state):
@@ -692,17 +707,18 @@ if GridengineSpawner is not None:
             self.log.warning("%s: %s", self._log_name, LAST_END[key])
 
         # --- start -----------------------------------------------------------------------
-        def _say(self, message, progress=None):
+        def _say(self, message, progress):
             self.log.info("%s: %s", self._log_name, message)
-            self._messages.append({"message": message, **({"progress": progress} if progress else {})})
+            self._messages.append({"message": message, "progress": progress})
 
         async def progress(self):
+            """What start() said so far, then each new message as it comes (until the spawn ends)."""
             shown = 0
             while True:
                 for event in self._messages[shown:]:
                     yield event
                 shown = len(self._messages)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.1)
 
         def job_script(self, request):
             spec = self.sge_settings["spawner"]
@@ -719,8 +735,8 @@ if GridengineSpawner is not None:
             )
 
         async def start(self):
-            self._messages = []
-            self.ip, self.port, self.job_report = "0.0.0.0", 0, {}
+            self._messages, self._wake = [], asyncio.Event()
+            self.ip, self.port, self.job_report = self.bind_ip, 0, {}
             if self.server:
                 self.server.port = self.port
             request = await self.check_options(self.user_options)
@@ -730,7 +746,9 @@ if GridengineSpawner is not None:
             except KeyError:
                 raise SpawnError(f"{self.user.name} has no Unix account on the hub host") from None
             self.env_file = os.path.join(secrets_dir(self.sge_settings), uuid.uuid4().hex + ".env")
-            write_secret_env(self.env_file, self.get_env(), uid)
+            # the job's PATH and SGE_* come from the template and the execution host, not the hub
+            env = {k: v for k, v in self.get_env().items() if k != "PATH" and not k.startswith("SGE_")}
+            write_secret_env(self.env_file, env, uid)
             summary = ", ".join(f"{k}={v}" for k, v in request.items() if v not in ("", 0))
             self._say(f"Submitting the job ({summary})", 10)
             rc, out, err = await self.poller.cluster.qsub(self.user.name, self.job_script(request))
@@ -747,13 +765,13 @@ if GridengineSpawner is not None:
             return self.ip, self.port
 
         async def _wait_until_up(self):
-            """Follow the job through the shared poller until it runs and its server reported its
-            port; the job's own failure (error state, gone) ends the spawn at that poll."""
+            """Follow the job through the shared poller until its server listens; the job's own
+            failure (refused, error state, gone) ends the spawn at that poll with Grid Engine's reason."""
             poller, job_id, said = self.poller, self.job_id, None
             poller.starting.add(job_id)
             try:
+                await poller.next_update(kick=True)
                 while True:
-                    await poller.next_update(kick=said is None)
                     job = poller.status(job_id)
                     if job is UNKNOWN:
                         message, progress = "Grid Engine does not answer (qstat failed); retrying", 30
@@ -768,14 +786,23 @@ if GridengineSpawner is not None:
                         progress = 30
                     else:
                         self.ip = job.host
-                        if self.port:
+                        if self.port and await _listening(self.ip, self.port):
                             return
                         message, progress = f"Job {job_id} is running on {job.host}; starting Jupyter", 50
                     if message != said:
                         self._say(message, progress)
                         said = message
+                    await self._next_event(0.1 if self.port else None)
             finally:
                 poller.starting.discard(job_id)
+
+        async def _next_event(self, timeout):
+            """Wait for the next poll, a report from the job, or `timeout` seconds."""
+            waits = [asyncio.ensure_future(self.poller.next_update()), asyncio.ensure_future(self._wake.wait())]
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
+            self._wake.clear()
 
         def _ended_message(self):
             message = f"Job {self.job_id} ended before Jupyter started"
@@ -796,11 +823,15 @@ if GridengineSpawner is not None:
                     raise ValueError("port: expected an integer 1-65535")
                 self.port = port
             if "exit_status" in data:
-                self.job_report = {"exit_status": int(data["exit_status"]),
-                                   "output": str(data.get("output", ""))[-4000:]}
+                status, output = data["exit_status"], data.get("output", "")
+                if isinstance(status, bool) or not isinstance(status, int) or not isinstance(output, str):
+                    raise ValueError("exit_status: expected an integer; output: expected text")
+                self.job_report = {"exit_status": status, "output": output[-4000:]}
                 self.log.warning("%s: job %s reported exit status %s", self._log_name, self.job_id,
                                  self.job_report["exit_status"])
-            self.poller.kick()
+                self.poller.kick()  # it is ending: look at once
+            if self._wake:
+                self._wake.set()
 
         # --- stop ------------------------------------------------------------------------
         async def stop(self, now=False):

@@ -1,0 +1,310 @@
+"""Tests of the spawner's JupyterHub layer: they need jupyterhub and batchspawner (the hub's env).
+
+Run them with the hub's Python, which needs pytest (e.g. a venv made from the hub's lock):
+
+    python -m pytest --confcutdir=tests/hubenv -p no:cacheprovider tests/hubenv
+
+(--confcutdir: the repository's top-level conftest needs Salt, which the hub's env has not.)
+In the Salt venv (bin/test) this directory is skipped.
+
+`hub` starts a real JupyterHub with the real configure() on a fake Grid Engine (fake_sge.py: jobs
+are local processes) and real single-user servers from this env.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+import yaml
+
+try:
+    import batchspawner
+    import jupyterhub  # noqa: F401
+except ImportError:  # the Salt venv: these tests need the hub's env
+    batchspawner = None
+
+
+def pytest_collection_modifyitems(config, items):
+    if batchspawner is None:
+        skip = pytest.mark.skip(reason="needs jupyterhub and batchspawner (run with the hub's Python)")
+        for item in items:
+            if HERE in pathlib.Path(item.fspath).parents:
+                item.add_marker(skip)
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+FILES = REPO / "salt/jupyterhub/files"
+HERE = pathlib.Path(__file__).resolve().parent
+TOKEN = "hubenv-test-token-0123456789abcdef"
+
+CONFIG = '''
+import json, sys
+from jupyterhub.proxy import Proxy
+
+class MemoryProxy(Proxy):
+    """Routes in memory: no configurable-http-proxy needed for these tests."""
+    should_start = False
+    routes = {}
+    async def add_route(self, routespec, target, data):
+        self.routes[routespec] = {"routespec": routespec, "target": target, "data": data}
+    async def delete_route(self, routespec):
+        self.routes.pop(routespec, None)
+    async def get_all_routes(self):
+        return dict(self.routes)
+
+settings = json.load(open(SETTINGS))
+c = get_config()
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+c.JupyterHub.proxy_class = MemoryProxy
+c.JupyterHub.bind_url = f"http://127.0.0.1:{PROXY_PORT}"
+c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{HUB_PORT}"
+c.JupyterHub.db_url = "sqlite:///" + settings["runtime_dir"] + "/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = settings["runtime_dir"] + "/cookie_secret"
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.log_level = "DEBUG"
+c.JupyterHub.services = [{"name": "tester", "api_token": TOKEN}]
+c.JupyterHub.load_roles = [{"name": "tester", "services": ["tester"],
+    "scopes": ["admin:users", "admin:servers", "list:users", "read:users", "servers", "tokens"]}]
+if os.geteuid() == 0:
+    c.Spawner.args = ["--allow-root"]
+
+sys.path.insert(0, settings["lib_dir"])
+import sgespawner
+sgespawner.Cluster.SUDO = (settings["sge"]["root"] + "/sudo", "-n", "-u")
+sgespawner.configure(c, settings)
+c.SGESpawner.bind_ip = "127.0.0.1"
+c.SGESpawner.batchspawner_singleuser_cmd = WRAPPER
+'''
+
+# the single-user command of the jobs: fails on purpose while $SGE_ROOT/die exists
+WRAPPER = '''#!/bin/bash
+if [ -e {root}/die ]; then
+  echo "Traceback (most recent call last):"
+  echo "ModuleNotFoundError: No module named 'jupyterhub' (simulated)"
+  exit 3
+fi
+exec batchspawner-singleuser "$@"
+'''
+
+
+def worker_env():
+    """The env that has batchspawner-singleuser: this one, or the one batchspawner comes from."""
+    for prefix in (pathlib.Path(sys.prefix), pathlib.Path(batchspawner.__file__).parents[4]):
+        if (prefix / "bin/batchspawner-singleuser").exists():
+            return str(prefix)
+    raise AssertionError("no batchspawner-singleuser next to this Python")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Hub:
+    def __init__(self, tmp, **spawner):
+        self.tmp = tmp
+        tmp.mkdir()
+        self.sge = tmp / "sge"
+        self.sge.mkdir()
+        for name in ("qsub", "qstat", "qdel", "sudo"):
+            (self.sge / name).symlink_to(HERE / "fake_sge.py")
+        (tmp / "etc").mkdir()
+        (tmp / "srv").mkdir()
+        shutil.copytree(FILES / "templates", tmp / "etc/templates")
+        settings = yaml.safe_load((FILES.parent / "defaults.yaml").read_text())["jupyterhub"]
+        settings.update(hub_ip="127.0.0.1", env_prefix=worker_env(), fqdn="localhost",
+                        config_dir=str(tmp / "etc"), runtime_dir=str(tmp / "srv"), lib_dir=str(FILES))
+        settings["sge"].update(root=str(self.sge), **{n: str(self.sge / n) for n in ("qsub", "qstat", "qdel")})
+        settings["spawner"].update(poll_interval=1, startup_poll_interval=0.2, start_timeout=60,
+                                   output=str(tmp / "job.log"), **spawner)
+        (tmp / "settings.json").write_text(json.dumps(settings))
+        wrapper = tmp / "singleuser"
+        wrapper.write_text(WRAPPER.format(root=self.sge))
+        wrapper.chmod(0o755)
+        self.port = free_port()
+        config = (f"import os\nSETTINGS = {str(tmp / 'settings.json')!r}\nTOKEN = {TOKEN!r}\n"
+                  f"HUB_PORT = {self.port}\nPROXY_PORT = {free_port()}\nWRAPPER = {str(wrapper)!r}\n" + CONFIG)
+        (tmp / "etc/jupyterhub_config.py").write_text(config)
+        self.settings = settings
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/hub/api"
+
+    def start(self):
+        self.log = open(self.tmp / "hub.log", "a")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.tmp / "etc/jupyterhub_config.py")],
+            cwd=self.tmp / "srv", stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.logtext()
+            try:
+                self.api("GET", "/")
+                return self
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("hub did not start:\n" + self.logtext())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def logtext(self):
+        return (self.tmp / "hub.log").read_text()[-20000:]
+
+    def browser(self, user):
+        return Browser(f"http://127.0.0.1:{self.port}").login(user)
+
+    def api(self, method, path, body=None):
+        """(status, parsed JSON or text) of a hub API call with the tester service's token."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Authorization": f"token {TOKEN}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, text = response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            status, text = error.code, error.read().decode()
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    def calls(self, command=None):
+        path = self.sge / "calls.log"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [line for line in lines if command is None or line.split()[0] == command]
+
+    def server_env(self, job):
+        """The environment of the job's server process (root can read /proc/<pid>/environ)."""
+        pid = json.loads((self.sge / "jobs" / f"{job}.json").read_text())["pid"]
+        for proc in pathlib.Path("/proc").glob("[0-9]*"):
+            try:
+                if proc.joinpath("stat").read_text().split(") ")[1].split()[1] == str(pid):
+                    env = proc.joinpath("environ").read_bytes().split(b"\0")
+                    return dict(e.decode().split("=", 1) for e in env if b"=" in e)
+            except (OSError, IndexError):
+                continue
+        raise AssertionError(f"no server process under job {job}")
+
+    def jobs(self):
+        return sorted(p.stem for p in (self.sge / "jobs").glob("*.json"))
+
+    def server(self, user):
+        status, model = self.api("GET", f"/users/{user}")
+        assert status == 200, model
+        return model["servers"].get("")
+
+    def wait_for(self, condition, timeout=30, step=0.1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(step)
+        raise AssertionError(f"timed out after {timeout} s\n" + self.logtext())
+
+    def spawn(self, user, options=None, wait=True):
+        self.api("POST", "/users", {"usernames": [user]})
+        status, body = self.api("POST", f"/users/{user}/server", options if options is not None else {})
+        if wait and status in (201, 202):
+            self.wait_for(lambda: (self.server(user) or {}).get("ready") or self.spawn_failed(user), 60)
+        return status, body
+
+    def spawn_failed(self, user):
+        server = self.server(user)
+        return server is None or (not server["pending"] and not server["ready"])
+
+    def progress(self, user):
+        """The spawn's progress events (server-sent events until ready or failed)."""
+        request = urllib.request.Request(self.url + f"/users/{user}/server/progress",
+                                         headers={"Authorization": f"token {TOKEN}"})
+        events = []
+        with urllib.request.urlopen(request, timeout=60) as response:
+            for line in response:
+                line = line.decode().strip()
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+                    if events[-1].get("ready") or events[-1].get("failed"):
+                        break
+        return events
+
+
+class Browser:
+    """Cookies, the _xsrf token and form posts, like a browser (no redirects followed)."""
+
+    def __init__(self, base):
+        import http.cookiejar
+
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), NoRedirect)
+
+    def request(self, method, path, form=None):
+        if form is not None:
+            xsrf = next((c.value for c in self.jar if c.name == "_xsrf"), None)
+            form = urllib.parse.urlencode({**form, **({"_xsrf": xsrf} if xsrf else {})}).encode()
+        request = urllib.request.Request(self.base + path, data=form, method=method)
+        try:
+            with self.opener.open(request, timeout=60) as response:
+                return response.status, response.headers, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read().decode()
+
+    def login(self, user, password="any"):
+        self.request("GET", "/hub/login")
+        status, headers, _ = self.request("POST", "/hub/login", {"username": user, "password": password})
+        assert status == 302, status
+        return self
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+@pytest.fixture
+def make_hub(tmp_path):
+    hubs = []
+
+    def make(**spawner):
+        hub = Hub(tmp_path / f"hub{len(hubs)}", **spawner)
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        for user in ("root", "daemon", "bin"):
+            try:
+                if hub.proc:
+                    hub.api("DELETE", f"/users/{user}/server")
+            except OSError:
+                pass
+        hub.stop()
+        for job in (hub.sge / "jobs").glob("*.json"):  # never leave a job process behind
+            pid = json.loads(job.read_text()).get("pid")
+            if pid:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""A tiny stand-in for Grid Engine's qsub/qstat/qdel (and sudo) on one machine, for tests of the
+spawner in the hub's env without a cluster. Called through symlinks named qsub, qstat, qdel, sudo.
+
+State lives in $SGE_ROOT (the tests point settings sge:root there): jobs/<id>.json per job, the
+job's script, calls.log (one line per command: how many qstat calls the hub made). Flag files
+in $SGE_ROOT change behaviour: `reject` (qsub -now refused), `eqw` (the job goes into error state).
+Jobs run at once as local processes (state r, host 127.0.0.1) with a minimal environment, like
+SGE: nothing of the caller's environment reaches them.
+"""
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(os.environ["SGE_ROOT"])
+JOBS = ROOT / "jobs"
+
+
+def log(*argv):
+    with open(ROOT / "calls.log", "a") as handle:
+        handle.write(" ".join(argv) + "\n")
+
+
+def alive(job):
+    if job["state"] != "r":
+        return True
+    try:
+        os.kill(job["pid"], 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{job['pid']}/stat") as handle:  # reaped by init, but a zombie is dead too
+        return handle.read().split(") ")[1][0] != "Z"
+
+
+def jobs():
+    found = {}
+    for path in sorted(JOBS.glob("*.json"), key=lambda p: int(p.stem)):
+        job = json.loads(path.read_text())
+        if alive(job):
+            found[path.stem] = job
+        else:
+            path.unlink()
+    return found
+
+
+def qsub(args):
+    script = sys.stdin.read()
+    options = [line[2:].split() for line in script.splitlines() if line.startswith("#$")]
+    output = next((o[1] for o in options if o[0] == "-o"), "/dev/null")
+    with open(ROOT / "counter", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        job_id = str(int(handle.read() or 0) + 1)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(job_id)
+    (JOBS / f"{job_id}.sh").write_text(script)
+    if (ROOT / "reject").exists() and ["-now", "yes"] in options:
+        print(job_id)
+        print("Your qsub request could not be scheduled, try again later.", file=sys.stderr)
+        return 1
+    job = {"owner": os.environ.get("FAKE_SGE_USER", "root"), "state": "r", "host": "127.0.0.1"}
+    if (ROOT / "eqw").exists():
+        job.update(state="Eqw", host="", reason=f"can't open output file \"{output}\": Permission denied")
+    else:
+        output = output.replace("$HOME", os.environ.get("HOME", "/root")).replace("$JOB_ID", job_id)
+        env = {"HOME": os.environ.get("HOME", "/root"), "USER": job["owner"], "PATH": "/usr/bin:/bin",
+               "JOB_ID": job_id, "SGE_STDOUT_PATH": output, "LANG": "C.UTF-8"}
+        with open(output, "a") as out:
+            proc = subprocess.Popen(["/bin/bash", str(JOBS / f"{job_id}.sh")], stdout=out, stderr=out,
+                                    stdin=subprocess.DEVNULL, env=env, cwd=env["HOME"], start_new_session=True)
+        job["pid"] = proc.pid
+    (JOBS / f"{job_id}.json").write_text(json.dumps(job))
+    print(job_id)
+    return 0
+
+
+def qstat(args):
+    if args[:1] == ["-j"]:
+        for job_id in args[1].split(","):
+            job = jobs().get(job_id)
+            if job:
+                print("=" * 62 + f"\njob_number:                 {job_id}\nowner:    {job['owner']}")
+                if job.get("reason"):
+                    print(f"error reason    1:          01/01/2026 00:00:00 [0:1]: error: {job['reason']}")
+        return 0
+    items = "".join(
+        f"<job_list state=\"{'running' if j['state'] == 'r' else 'pending'}\"><JB_job_number>{i}"
+        f"</JB_job_number><JB_owner>{j['owner']}</JB_owner><state>{j['state']}</state>"
+        f"<queue_name>{'all.q@' + j['host'] if j['host'] else ''}</queue_name></job_list>"
+        for i, j in jobs().items())
+    print(f"<?xml version='1.0'?>\n<job_info><queue_info>{items}</queue_info><job_info></job_info></job_info>")
+    return 0
+
+
+def qdel(args):
+    job = jobs().get(args[0])
+    if not job:
+        print(f'denied: job "{args[0]}" does not exist', file=sys.stderr)
+        return 1
+    if job.get("pid"):
+        try:
+            os.killpg(job["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    (JOBS / f"{args[0]}.json").unlink()
+    print(f"root has deleted job {args[0]}")
+    return 0
+
+
+def sudo(args):
+    # sudo -n -u USER command...: run the command (as this user; the fake has no accounts)
+    assert args[:2] == ["-n", "-u"], args
+    os.environ["FAKE_SGE_USER"] = args[2]
+    os.execv(args[3], args[3:])
+
+
+def main():
+    JOBS.mkdir(parents=True, exist_ok=True)
+    name = os.path.basename(sys.argv[0])
+    log(name, *sys.argv[1:])
+    return {"qsub": qsub, "qstat": qstat, "qdel": qdel, "sudo": sudo}[name](sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""A real JupyterHub with sgespawner.configure() on a fake Grid Engine (see conftest.py): the
+spawner's behaviour end to end, minus the cluster (that is tests/integration/test_spawn.py)."""
+
+import json
+import os
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="reads the job's /proc environ as root")
+
+
+def test_spawn_with_options_progress_and_stop(make_hub):
+    hub = make_hub().start()
+    hub.api("POST", "/users", {"usernames": ["root"]})
+    spawn = threading.Thread(target=hub.api, args=("POST", "/users/root/server",
+                                                   {"slots": "2", "pe": "smp", "runtime": "00:30:00"}))
+    spawn.start()
+    hub.wait_for(lambda: hub.server("root"))
+    messages = [e["message"] for e in hub.progress("root")]
+    spawn.join()
+    assert hub.server("root")["ready"], hub.logtext()
+    [job] = hub.jobs()
+    assert messages[1].startswith("Submitting the job (queue=all.q, pe=smp, slots=2, ram=2, runtime=00:30:00)")
+    assert f"Job {job} is running on 127.0.0.1; starting Jupyter" in messages
+    assert messages[-1].startswith("Server ready at /user/root/")
+    script = (hub.sge / "jobs" / f"{job}.sh").read_text()
+    assert [line for line in script.splitlines() if line.startswith("#$")][4:] == [
+        "#$ -now yes", "#$ -q all.q", "#$ -pe smp 2", "#$ -l h_vmem=2G", "#$ -l h_rt=00:30:00"]
+    # the token: in the server's environment, never in the script or qsub's arguments
+    token = hub.server_env(job)["JUPYTERHUB_API_TOKEN"]
+    assert len(token) > 20 and token not in script and not re.search(r"-v |-V", script)
+    assert token not in "".join(hub.calls())
+    assert os.listdir(hub.tmp / "srv/secrets") == []  # the token file is gone once the server is up
+    status, _ = hub.api("DELETE", "/users/root/server")
+    assert status in (202, 204)
+    hub.wait_for(lambda: hub.server("root") is None)
+    assert hub.jobs() == [] and hub.calls("qdel") == [f"qdel {job}"]
+
+
+def test_hostile_options_are_refused_before_any_job(make_hub):
+    hub = make_hub().start()
+    hub.api("POST", "/users", {"usernames": ["root"]})
+    for options, message in [
+        ({"queue": "all.q\n#$ -V"}, "queue: line breaks and control characters are not allowed"),
+        ({"slots": "12"}, "slots: 12 is out of range; allowed 1-8"),
+        ({"slots": "2", "pe": ""}, "pe: 2 slots need a parallel environment; allowed: smp"),
+        ({"email": "a@b.org -M x@y.org"}, "email: 'a@b.org -M x@y.org' is not an e-mail address"),
+        ({"runtime": "1000:00:00"}, "runtime: '1000:00:00' is not a run time hh:mm:ss"),
+        ({"gpus": "1"}, "gpus: not offered here"),
+        ({"exec_prefix": "touch /tmp/x"}, "exec_prefix: unknown field"),
+    ]:
+        status, body = hub.api("POST", "/users/root/server", options)
+        assert status == 400 and message in body["message"], (options, body)
+    assert hub.calls("qsub") == [] and hub.calls("sudo") == []
+
+
+def test_the_form_page_refuses_hostile_input_and_starts_a_server(make_hub):
+    hub = make_hub().start()
+    browser = hub.browser("root")
+    status, _, page = browser.request("GET", "/hub/spawn")
+    assert status == 200 and "Your Jupyter server on the cluster" in page  # our spawn.html, the hub's page.html
+    for name in ("queue", "pe", "slots", "ram", "runtime", "email"):
+        assert f'name="{name}"' in page
+    assert 'name="project"' not in page and 'name="gpus"' not in page  # not enabled in pillar
+    assert '<option value="all.q" selected>all.q: Default queue</option>' in page
+    form = {"queue": "all.q", "pe": "", "slots": "12", "ram": "2", "runtime": "00:30:00", "email": "x"}
+    status, _, page = browser.request("POST", "/hub/spawn", form)
+    assert "Error: slots: 12 is out of range; allowed 1-8\nemail: &#39;x&#39; is not an e-mail address" in page
+    assert "white-space: pre-line" in page
+    assert hub.calls("qsub") == [] and hub.server("root") is None
+    form.update(slots="2", pe="smp", email="")
+    status, headers, _ = browser.request("POST", "/hub/spawn", form)
+    assert status == 302 and "/hub/spawn-pending/root" in headers["Location"]
+    hub.wait_for(lambda: (hub.server("root") or {}).get("ready"))
+    [job] = hub.jobs()
+    assert "#$ -pe smp 2" in (hub.sge / "jobs" / f"{job}.sh").read_text()
+    # the next form shows the last choices
+    status, _, page = browser.request("GET", "/hub/home")
+    assert status == 200
+
+
+def test_a_refused_immediate_job_ends_the_spawn_with_qsubs_reason(make_hub):
+    hub = make_hub().start()
+    (hub.sge / "reject").touch()
+    started = time.monotonic()
+    status, body = hub.spawn("root")
+    assert status == 500, body
+    assert "Grid Engine refused the job: Your qsub request could not be scheduled" in body["message"]
+    assert time.monotonic() - started < 3 and os.listdir(hub.tmp / "srv/secrets") == []
+
+
+def test_a_job_in_error_state_ends_the_spawn_within_one_poll(make_hub):
+    hub = make_hub().start()
+    (hub.sge / "eqw").touch()
+    started = time.monotonic()
+    status, body = hub.spawn("root")
+    assert status == 500 and "is in error state (Eqw): " in body["message"], body
+    assert "can't open output file" in body["message"]
+    assert time.monotonic() - started < 1 + 2  # poll interval 1 s (+ the hub's own work)
+    hub.wait_for(lambda: hub.jobs() == [])  # the failed job was deleted, not left in the queue
+    assert len(hub.calls("qdel")) == 1
+
+
+def test_a_job_that_dies_at_start_is_reported_with_its_output(make_hub):
+    hub = make_hub().start()
+    (hub.sge / "die").touch()
+    started = time.monotonic()
+    status, body = hub.spawn("root")
+    assert status == 500, body
+    assert "ended before Jupyter started (exit status 3)" in body["message"]
+    assert "ModuleNotFoundError: No module named 'jupyterhub' (simulated)" in body["message"]
+    assert time.monotonic() - started < 1 + 2
+    assert os.listdir(hub.tmp / "srv/secrets") == []
+
+
+def test_the_job_can_report_only_its_port_and_failure(make_hub):
+    """batchspawner's own handler sets ANY spawner attribute the token holder names: the submit
+    command, the exec prefix (the hub would run them). Ours accepts only port and failure."""
+    hub = make_hub().start()
+    hub.spawn("root")
+    [job] = hub.jobs()
+    token = hub.server_env(job)["JUPYTERHUB_API_TOKEN"]
+
+    def post(body):
+        request = urllib.request.Request(hub.url + "/batchspawner", data=json.dumps(body).encode(),
+                                         headers={"Authorization": f"token {token}"}, method="POST")
+        try:
+            return urllib.request.urlopen(request, timeout=10).status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert post({"exec_prefix": "touch /tmp/pwned;", "batch_submit_cmd": "id"}) == 400
+    assert post({"port": 1}) == 400  # not while the server runs: the route stays
+    assert post({"exit_status": "x"}) == 400
+    assert post({"exit_status": 1, "output": "bye"}) == 201
+    assert not os.path.exists("/tmp/pwned")
+    assert hub.server("root")["ready"]
+
+
+def test_restart_keeps_the_session_and_qdel_behind_the_hubs_back_is_noticed(make_hub):
+    hub = make_hub().start()
+    hub.spawn("root")
+    [job] = hub.jobs()
+    hub.stop()
+    hub.start()
+    assert hub.server("root")["ready"] and hub.jobs() == [job], hub.logtext()
+    assert "root still running" in hub.logtext()
+    os.system(f"SGE_ROOT={hub.sge} {hub.sge}/qdel {job} >/dev/null")  # behind the hub's back
+    gone = time.monotonic()
+    hub.wait_for(lambda: hub.server("root") is None, timeout=10, step=0.05)
+    assert time.monotonic() - gone < 1 + 0.5  # within one poll interval (1 s here)
+
+
+def test_qstat_calls_per_interval_do_not_grow_with_users(make_hub):
+    hub = make_hub().start()
+    rates = {}
+    for users in (["root"], ["root", "daemon", "bin"]):
+        for user in users:
+            if hub.server(user) is None if user in rates.get("users", []) else True:
+                hub.spawn(user)
+        rates["users"] = users
+        before = len(hub.calls("qstat"))
+        time.sleep(5)
+        rates[len(users)] = len(hub.calls("qstat")) - before
+    assert all(hub.server(u)["ready"] for u in ("root", "daemon", "bin")), hub.logtext()
+    assert 4 <= rates[1] <= 6 and 4 <= rates[3] <= 6, rates  # poll interval 1 s: ~5 calls in 5 s

@@ -1,0 +1,499 @@
+"""Unit tests of the spawner glue's plain part (salt/jupyterhub/files/sgespawner.py): the form
+fields and every refusal, the qsub options and job script, the token file, the Grid Engine
+commands and the shared poller. No JupyterHub needed (the hub layer is tested in tests/hubenv)."""
+
+import asyncio
+import copy
+import importlib.util
+import json
+import os
+import pathlib
+import shutil
+import stat
+import tempfile
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+_spec = importlib.util.spec_from_file_location("sgespawner", REPO / "salt/jupyterhub/files/sgespawner.py")
+sg = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sg)
+
+TEMPLATE = (REPO / "salt/jupyterhub/files/templates/sgespawner-job.sh.j2").read_text()
+RECORDED = REPO / "tests/unit/files/sge"
+
+
+def recorded(name):
+    data = json.loads((RECORDED / f"{name}.json").read_text())
+    return data["retcode"], data["stdout"], data["stderr"]
+
+
+@pytest.fixture(scope="module")
+def defaults():
+    return yaml.safe_load((REPO / "salt/jupyterhub/defaults.yaml").read_text())["jupyterhub"]
+
+
+@pytest.fixture
+def spec(defaults):
+    """The pillar defaults with every field enabled: projects, and GPUs in gpu.q / project ml."""
+    spec = copy.deepcopy(defaults["spawner"])
+    fields = spec["fields"]
+    for field in fields.values():
+        field["enabled"] = True
+    fields["project"]["choices"] = {"ml": "Machine learning", "chem": "Chemistry"}
+    fields["queue"]["choices"]["gpu.q"] = "GPU nodes"
+    fields["gpus"].update(max=4, queues=["gpu.q"], projects=["ml"])
+    return spec
+
+
+def refusals(options, spec, live=None):
+    with pytest.raises(sg.Refused) as info:
+        sg.validate(options, spec, live)
+    return info.value.errors
+
+
+# ------------------------------------------------------------------------------- validation
+
+def test_pillar_defaults_are_a_valid_request(defaults):
+    assert sg.validate({}, defaults["spawner"]) == {
+        "project": "", "queue": "all.q", "pe": "smp", "slots": 1, "ram": 2, "gpus": 0,
+        "runtime": "08:00:00", "email": "",
+    }
+
+
+def test_every_field_has_a_label_and_a_directive(defaults):
+    fields = defaults["spawner"]["fields"]
+    assert list(fields) == list(sg.FIELDS)
+    for name, field in fields.items():
+        assert field["label"] and "directive" in field, name
+
+
+def test_valid_values_of_every_field_are_normalised(spec):
+    request = sg.validate({
+        "project": "ml", "queue": " gpu.q ", "pe": "smp", "slots": "4", "ram": 8, "gpus": "2",
+        "runtime": "1:30:00", "email": "alice.smith+jh@example.org",
+    }, spec)
+    assert request == {
+        "project": "ml", "queue": "gpu.q", "pe": "smp", "slots": 4, "ram": 8, "gpus": 2,
+        "runtime": "01:30:00", "email": "alice.smith+jh@example.org",
+    }
+
+
+def test_optional_choices_may_be_empty(spec):
+    request = sg.validate({"project": "", "pe": "", "slots": "1", "email": ""}, spec)
+    assert request["project"] == request["pe"] == request["email"] == ""
+
+
+@pytest.mark.parametrize("options, message", [
+    # unknown and hidden fields
+    ({"image": "x"}, "image: unknown field; fields: project, queue, pe, slots, ram, gpus, runtime, email"),
+    ({"bad key\n": "x"}, "'bad key\\n': unknown field"),
+    # project
+    ({"project": "physics"}, "project: 'physics' is not allowed; allowed: ml, chem (or empty)"),
+    ({"project": "ml\nchem"}, "project: line breaks and control characters are not allowed"),
+    # queue
+    ({"queue": "long.q"}, "queue: 'long.q' is not allowed; allowed: all.q, gpu.q"),
+    ({"queue": ""}, "queue: a value is required; allowed: all.q, gpu.q"),
+    ({"queue": "all.q -l h_rt=999:00:00"}, "queue: 'all.q -l h_rt=999:00:00' is not allowed"),
+    ({"queue": "all.q\n#$ -V"}, "queue: line breaks and control characters are not allowed"),
+    # pe
+    ({"pe": "mpi"}, "pe: 'mpi' is not allowed; allowed: smp (or empty)"),
+    ({"pe": "smp\r"}, "pe: line breaks and control characters are not allowed"),
+    # slots
+    ({"slots": "12"}, "slots: 12 is out of range; allowed 1-8"),
+    ({"slots": "0"}, "slots: 0 is out of range; allowed 1-8"),
+    ({"slots": "-1"}, "slots: '-1' is not a whole number; allowed 1-8"),
+    ({"slots": "2.5"}, "slots: '2.5' is not a whole number; allowed 1-8"),
+    ({"slots": "4;id"}, "slots: '4;id' is not a whole number; allowed 1-8"),
+    ({"slots": "99999999999"}, "slots: '99999999999' is not a whole number; allowed 1-8"),
+    ({"slots": ""}, "slots: '' is not a whole number; allowed 1-8"),
+    # ram (GB per core)
+    ({"ram": "64"}, "ram: 64 is out of range; allowed 1-16"),
+    ({"ram": 1.5}, "ram: '1.5' is not a whole number; allowed 1-16"),
+    ({"ram": "2G"}, "ram: '2G' is not a whole number; allowed 1-16"),
+    # gpus
+    ({"gpus": "5", "queue": "gpu.q"}, "gpus: 5 is out of range; allowed 0-4"),
+    ({"gpus": "1", "queue": "all.q", "project": "ml"},
+     "gpus: queue all.q has no GPUs; request 0 GPUs or choose queue gpu.q"),
+    ({"gpus": "1", "queue": "gpu.q", "project": "chem"},
+     "gpus: project chem has no GPUs; request 0 GPUs or choose project ml"),
+    # runtime
+    ({"runtime": "99:00:00"}, "runtime: 99:00:00 is longer than the maximum 72:00:00"),
+    ({"runtime": "00:00:00"}, "runtime: 00:00:00 is too short; allowed up to 72:00:00"),
+    ({"runtime": "1h"}, "runtime: '1h' is not a run time hh:mm:ss; at most 72:00:00"),
+    ({"runtime": "10:60:00"}, "runtime: '10:60:00' is not a run time hh:mm:ss"),
+    ({"runtime": "01:00"}, "runtime: '01:00' is not a run time hh:mm:ss"),
+    ({"runtime": "01:00:00\n"}, "runtime: line breaks and control characters are not allowed"),
+    # email
+    ({"email": "alice"}, "email: 'alice' is not an e-mail address"),
+    ({"email": "a@b.org,c@d.org"}, "email: 'a@b.org,c@d.org' is not an e-mail address"),
+    ({"email": "a@b.org -M evil@x.org"}, "email: 'a@b.org -M evil@x.org' is not an e-mail address"),
+    ({"email": "$(id)@b.org"}, "email: '$(id)@b.org' is not an e-mail address"),
+    ({"email": "a@b.org\x00"}, "email: line breaks and control characters are not allowed"),
+    ({"email": "x" * 300 + "@b.org"}, "email: longer than 254 characters"),
+    # control characters anywhere, and values that are not one value
+    ({"queue": "all.q\t"}, "queue: line breaks and control characters are not allowed"),
+    ({"queue": "\x1b[31mall.q"}, "queue: line breaks and control characters are not allowed"),
+    ({"queue": ["all.q", "gpu.q"]}, "queue: expected one value, got ['all.q', 'gpu.q']"),
+    ({"slots": None}, "slots: expected one value, got None"),
+    ({"slots": True}, "slots: expected one value, got True"),
+    ({"queue": {"a": 1}}, "queue: expected one value"),
+    ({"queue": "q" * 101}, "queue: longer than 100 characters"),
+    # combinations Grid Engine would reject
+    ({"slots": "2", "pe": ""}, "pe: 2 slots need a parallel environment; allowed: smp"),
+])
+def test_refusals_name_the_field_and_the_allowed_values(spec, options, message):
+    errors = refusals(options, spec)
+    assert any(e.startswith(message) for e in errors), errors
+
+
+def test_gpus_split_over_slots_when_the_complex_counts_per_slot(spec):
+    spec["fields"]["gpus"]["per"] = "slot"
+    errors = refusals({"queue": "gpu.q", "project": "ml", "gpus": "3", "slots": "2"}, spec)
+    assert errors == ["gpus: 3 GPUs cannot be split evenly over 2 slots"]
+    assert sg.validate({"queue": "gpu.q", "project": "ml", "gpus": "4", "slots": "2"}, spec)["gpus"] == 4
+
+
+def test_gpus_anywhere_when_pillar_names_no_gpu_queues(spec):
+    spec["fields"]["gpus"].update(queues=[], projects=[])
+    assert sg.validate({"queue": "all.q", "gpus": "1"}, spec)["gpus"] == 1
+
+
+def test_fields_that_are_not_enabled_are_refused_and_use_their_default(defaults):
+    spec = defaults["spawner"]
+    assert refusals({"project": "ml", "gpus": "1"}, spec) == [
+        "project: not offered here; fields: queue, pe, slots, ram, runtime, email",
+        "gpus: not offered here; fields: queue, pe, slots, ram, runtime, email",
+    ]
+    hidden = copy.deepcopy(spec)
+    hidden["fields"]["queue"].update(enabled=False, default="all.q")
+    assert sg.validate({}, hidden)["queue"] == "all.q"
+
+
+def test_all_problems_are_reported_at_once(spec):
+    errors = refusals({"slots": "99", "ram": "0", "email": "x", "colour": "red"}, spec)
+    assert [e.split(":")[0] for e in errors] == ["colour", "slots", "ram", "email"]
+    assert str(sg.Refused(errors)) == "\n".join(errors)
+
+
+def test_options_must_be_a_mapping(spec):
+    assert refusals(["queue"], spec) == ["options: expected a mapping of field names, got ['queue']"]
+
+
+def test_live_qconf_lists_refuse_what_the_cluster_does_not_define(spec):
+    errors = refusals({"queue": "gpu.q"}, spec, live={"queue": ["all.q"], "pe": ["smp"]})
+    assert errors == ["queue: gpu.q is not defined in Grid Engine (qconf -sql: all.q)"]
+    # qconf failed (None): no live check
+    assert sg.validate({"queue": "gpu.q"}, spec, live={"queue": None})["queue"] == "gpu.q"
+
+
+def test_form_data_becomes_one_value_per_field():
+    form = {"_xsrf": ["t"], "queue": ["all.q"], "slots": ["2"], "pe": ["smp", "mpi"]}
+    assert sg.form_to_options(form) == {"queue": "all.q", "slots": "2", "pe": ["smp", "mpi"]}
+
+
+def test_form_fields_show_enabled_fields_with_previous_valid_values(defaults):
+    spec = defaults["spawner"]
+    fields = sg.form_fields(spec, previous={"slots": "4", "runtime": "02:00:00"})
+    assert [f["name"] for f in fields] == ["queue", "pe", "slots", "ram", "runtime", "email"]
+    by_name = {f["name"]: f for f in fields}
+    assert by_name["slots"]["value"] == 4 and by_name["runtime"]["value"] == "02:00:00"
+    assert by_name["slots"]["min"] == 1 and by_name["slots"]["max"] == 8
+    assert by_name["queue"]["choices"] == [("all.q", "Default queue")]
+    assert by_name["pe"]["optional"] is True and by_name["queue"]["optional"] is False
+    assert "72:00:00" in by_name["runtime"]["help"]
+    # previous options that are no longer valid (pillar changed): the defaults
+    assert {f["name"]: f["value"] for f in sg.form_fields(spec, {"queue": "gone.q"})}["queue"] == "all.q"
+
+
+# ---------------------------------------------------------------------------------- the job
+
+def test_job_options_come_from_the_pillar_directives(spec):
+    request = sg.validate({"project": "ml", "queue": "gpu.q", "slots": "2", "pe": "smp", "ram": "4",
+                           "gpus": "2", "runtime": "00:30:00", "email": "a@b.org"}, spec)
+    assert sg.job_options(request, spec) == [
+        "-now yes", "-P ml", "-q gpu.q", "-pe smp 2", "-l h_vmem=4G", "-l gpu=2",
+        "-l h_rt=00:30:00", "-m ea -M a@b.org",
+    ]
+
+
+def test_empty_values_add_no_option_and_immediate_is_a_switch(spec):
+    spec["immediate"] = False
+    spec["extra_options"] = ["-l arch=lx-amd64"]
+    request = sg.validate({"pe": "", "email": ""}, spec)
+    assert sg.job_options(request, spec) == ["-q all.q", "-l h_vmem=2G", "-l h_rt=08:00:00",
+                                             "-l arch=lx-amd64"]
+
+
+def test_ram_and_gpus_follow_how_the_complex_counts(spec):
+    spec["fields"]["ram"].update(per="job", complex="mem_free")
+    spec["fields"]["gpus"].update(per="slot", complex="gpu", directive="-l {complex}={amount}")
+    request = sg.validate({"project": "ml", "queue": "gpu.q", "slots": "4", "ram": "3", "gpus": "4"}, spec)
+    options = sg.job_options(request, spec)
+    assert "-l mem_free=12G" in options  # 3 GB per core x 4 slots, requested once per job
+    assert "-l gpu=1" in options  # 4 GPUs = 1 per slot x 4 slots: one GPU is one GPU
+
+
+def render(spec, request, **extra):
+    context = dict(username="alice", job_name="jupyterhub", output=spec["output"],
+                   options=sg.job_options(request, spec), env_file="/srv/jupyterhub/secrets/ab 12.env",
+                   request=request, path="/opt/jupyterhub/venv/bin:/usr/bin:/bin", prologue="",
+                   cmd="batchspawner-singleuser jupyterhub-singleuser")
+    context.update(extra)
+    return sg.render_job_script(TEMPLATE, **context)
+
+
+def test_job_script_from_the_shipped_template(spec):
+    request = sg.validate({"slots": "2", "pe": "smp", "runtime": "00:30:00"}, spec)
+    script = render(spec, request)
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/bash"
+    directives = [line for line in lines if line.startswith("#$")]
+    assert directives == [
+        "#$ -S /bin/bash", "#$ -N jupyterhub", "#$ -j y", "#$ -o $HOME/.jupyterhub.sge.log",
+        "#$ -now yes", "#$ -q all.q", "#$ -pe smp 2", "#$ -l h_vmem=2G", "#$ -l h_rt=00:30:00",
+    ]
+    assert "export PATH=/opt/jupyterhub/venv/bin:/usr/bin:/bin" in lines
+    assert ". '/srv/jupyterhub/secrets/ab 12.env'" in lines  # quoted for the shell
+    assert "set -euo pipefail" in lines
+    assert "-v" not in " ".join(directives) and "-V" not in " ".join(directives)
+
+
+def test_job_script_carries_no_secret_and_no_raw_input(spec):
+    request = sg.validate({"email": "a@b.org"}, spec)
+    script = render(spec, request)
+    assert "TOKEN=" not in script and "JUPYTERHUB_API_TOKEN" in script  # only read from the file
+    # what reaches a #$ line was validated; raw input never gets there
+    with pytest.raises(sg.Refused):
+        sg.validate({"email": "a@b.org\n#$ -V"}, spec)
+
+
+def test_job_script_template_refuses_unknown_variables(spec):
+    with pytest.raises(Exception, match="undefined"):
+        sg.render_job_script("{{ nosuchvar }}", **{})
+
+
+# ------------------------------------------------------------------------------ token file
+
+def test_secret_env_file_is_readable_by_its_owner_only(tmp_path):
+    path = tmp_path / "a.env"
+    sg.write_secret_env(str(path), {"JUPYTERHUB_API_TOKEN": "s3cr3t x", "A": "it's", "bad key": "x"}, 4321)
+    assert path.read_text() == "export A='it'\"'\"'s'\nexport JUPYTERHUB_API_TOKEN='s3cr3t x'\n"
+    mode = stat.S_IMODE(path.stat().st_mode)
+    assert mode & 0o007 == 0 and mode & 0o070 in (0o040, 0o000)  # nothing for others; group bits = ACL mask
+    acl = os.getxattr(path, "system.posix_acl_access")
+    assert acl == sg._acl_user_read(4321)
+    # the named user entry: tag ACL_USER (2), perm r (4), the uid
+    assert (2, 4, 4321) in [tuple(int.from_bytes(acl[i + o:i + o + n], "little") for o, n in ((0, 2), (2, 2), (4, 4)))
+                            for i in range(4, len(acl), 8)]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_secret_env_file_readers():
+    directory = tempfile.mkdtemp(prefix="sgespawner-")  # in /tmp: other users may traverse
+    os.chmod(directory, 0o711)
+    path = pathlib.Path(directory) / "b.env"
+    sg.write_secret_env(str(path), {"T": "x"}, 65534)
+
+    def can_read(uid):
+        pid = os.fork()
+        if pid == 0:
+            os.setuid(uid)
+            try:
+                path.read_text()
+                os._exit(0)
+            except PermissionError:
+                os._exit(1)
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+    try:
+        assert can_read(65534) and not can_read(65533)
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_secret_env_file_is_never_written_through_an_existing_file_or_link(tmp_path):
+    target = tmp_path / "target"
+    target.write_text("keep")
+    link = tmp_path / "c.env"
+    link.symlink_to(target)
+    with pytest.raises(FileExistsError):
+        sg.write_secret_env(str(link), {"T": "x"}, 1000)
+    assert target.read_text() == "keep"
+    sg.remove_file(str(link))
+    sg.remove_file(str(link))  # already gone: fine
+    assert not link.exists() and target.exists()
+
+
+# -------------------------------------------------------------------------- Grid Engine
+
+def test_qstat_xml_of_all_users():
+    jobs = sg.parse_qstat_xml(recorded("qstat_xml_all")[1])
+    assert jobs["1"] == sg.Job("1", "r", "alice", "jhtb-q") and jobs["1"].running
+    assert jobs["5"].state == "qw" and not jobs["5"].running and not jobs["5"].failed
+    assert jobs["4"].failed and not jobs["4"].running
+    assert jobs["3"].state == "hqw"
+    assert jobs["6"].running  # array job listed twice: its first (running) line counts
+    assert sg.parse_qstat_xml(recorded("qstat_xml_all_empty")[1]) == {}
+    assert sg.Job("7", "dr", "bob", "h").gone and not sg.Job("7", "dr", "bob", "h").running
+
+
+def test_qstat_j_reasons():
+    reasons = sg.parse_qstat_j(recorded("qstat_j_4")[1])
+    assert reasons == {"4": "11/26/2026 06:54:44 [1000:6377]: error: can't chdir to /nonexistent: "
+                            "No such file or directory"}
+    text = ("==============================================================\njob_number:  9\n"
+            "scheduling info:            queue instance \"all.q@q\" dropped because it is full\n"
+            "                            All queues dropped because of overload or full\n"
+            "==============================================================\njob_number:  10\n"
+            "owner:   bob\n")
+    assert sg.parse_qstat_j(text) == {
+        "9": 'queue instance "all.q@q" dropped because it is full; All queues dropped because of overload or full'}
+
+
+class FakeRun:
+    """Records every command; answers from a function of argv."""
+
+    def __init__(self, answer):
+        self.answer, self.calls = answer, []
+
+    async def __call__(self, argv, input=None, env=None, timeout=60):
+        self.calls.append({"argv": argv, "input": input, "env": env})
+        result = self.answer(argv)
+        return await result if asyncio.iscoroutine(result) else result
+
+
+SGE = {"root": "/var/lib/gridengine", "cell": "default", "qsub": "/usr/bin/qsub", "qstat": "/usr/bin/qstat",
+       "qdel": "/usr/bin/qdel", "qconf": "/usr/bin/qconf"}
+
+
+def test_cluster_commands():
+    fake = FakeRun(lambda argv: (0, "17", ""))
+    cluster = sg.Cluster(SGE, fake)
+    asyncio.run(cluster.qsub("alice", "#!/bin/bash\n"))
+    asyncio.run(cluster.qdel("alice", "17"))
+    asyncio.run(cluster.qstat())
+    asyncio.run(cluster.qstat_j(["17", "18"]))
+    assert [c["argv"] for c in fake.calls] == [
+        ["sudo", "-n", "-u", "alice", "/usr/bin/qsub", "-terse"],  # no -V, no -v: nothing from the hub's env
+        ["sudo", "-n", "-u", "alice", "/usr/bin/qdel", "17"],
+        ["/usr/bin/qstat", "-xml", "-u", "*"],
+        ["/usr/bin/qstat", "-j", "17,18"],
+    ]
+    assert fake.calls[0]["input"] == "#!/bin/bash\n"
+    for call in fake.calls:  # no token, no proxy secret: only what the Grid Engine clients need
+        assert sorted(call["env"]) == ["LANG", "PATH", "SGE_CELL", "SGE_ROOT"]
+        assert call["env"]["SGE_ROOT"] == "/var/lib/gridengine"
+
+
+def test_qconf_lists_are_cached_and_failures_skip_the_check():
+    answers = {"-sql": recorded("sql"), "-sprjl": recorded("sprjl_empty"), "-spl": (1, "", "error: commlib")}
+    fake = FakeRun(lambda argv: answers[argv[1]])
+    cluster = sg.Cluster(SGE, fake)
+    fields = {"project": {"check_qconf": True}, "queue": {"check_qconf": True}, "pe": {"check_qconf": True}}
+    live = asyncio.run(cluster.live_lists(fields))
+    assert live["queue"] == recorded("sql")[1].split() and live["project"] == [] and live["pe"] is None
+    asyncio.run(cluster.live_lists(fields))
+    assert [c["argv"][1] for c in fake.calls].count("-sql") == 1  # cached
+    assert asyncio.run(cluster.live_lists({n: {} for n in fields})) == {}
+
+
+def test_run_real_commands():
+    assert asyncio.run(sg.run(["sh", "-c", "cat; echo err >&2; exit 3"], input="in")) == (3, "in", "err")
+    assert asyncio.run(sg.run(["/nonexistent/qsub"]))[0] == 127
+    assert asyncio.run(sg.run(["sleep", "5"], timeout=0.2))[0] == 124
+
+
+def qstat_answer(state):
+    """A fake cluster whose qstat lists `state` = {job id: (state, host)} at the time of the call."""
+
+    def answer(argv):
+        if argv[0] == "/usr/bin/qstat" and argv[1] == "-xml":
+            if state.get("fail"):
+                return 1, "", "error: commlib error: got select error (Connection refused)"
+            jobs = "".join(
+                f"<job_list><JB_job_number>{i}</JB_job_number><JB_owner>u</JB_owner><state>{s}</state>"
+                f"<queue_name>{'all.q@' + h if h else ''}</queue_name></job_list>"
+                for i, (s, h) in state.items() if i != "fail")
+            return 0, f"<job_info><queue_info>{jobs}</queue_info></job_info>", ""
+        if argv[1] == "-j":
+            return 0, "".join(f"job_number: {i}\nerror reason 1: 01/01/2026 [1:2]: can't open output\n"
+                              for i in argv[2].split(",")), ""
+        return 0, "", ""
+
+    return answer
+
+
+def test_poller_one_qstat_per_round_whatever_the_number_of_sessions():
+    async def scenario():
+        state = {str(i): ("r", "node1") for i in range(1, 11)}
+        fake = FakeRun(qstat_answer(state))
+        poller = sg.JobPoller(sg.Cluster(SGE, fake), interval=0.05, fast_interval=0.01, min_gap=0)
+        gone = []
+        for i in range(1, 11):
+            poller.watch[str(i)] = lambda i=i: gone.append(str(i))
+        await poller.next_update()
+        statuses = [poller.status(str(i)) for i in range(1, 11)]
+        assert all(s.running and s.host == "node1" for s in statuses)
+        for _ in range(5):
+            await poller.next_update()
+        assert len(fake.calls) == poller.qstat_calls == poller.generation  # one call per round
+        del state["3"]  # qdel behind the hub's back: noticed at the next round
+        await poller.next_update()
+        assert poller.status("3") is None and gone == ["3"]
+        poller._task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_poller_failing_qstat_means_unknown_never_gone():
+    async def scenario():
+        state = {"1": ("r", "node1")}
+        poller = sg.JobPoller(sg.Cluster(SGE, FakeRun(qstat_answer(state))), interval=0.02, min_gap=0)
+        fired = []
+        poller.watch["1"] = lambda: fired.append(1)
+        await poller.ready()
+        assert poller.status("1").running
+        state["fail"] = True
+        await poller.next_update()
+        assert poller.status("1") is sg.UNKNOWN and poller.status("2") is sg.UNKNOWN and not fired
+        del state["fail"]
+        await poller.next_update()
+        assert poller.status("1").running and not fired
+        poller._task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_poller_fetches_reasons_of_starting_jobs_in_one_extra_call():
+    async def scenario():
+        state = {"7": ("Eqw", ""), "8": ("Eqw", ""), "9": ("r", "n")}
+        fake = FakeRun(qstat_answer(state))
+        poller = sg.JobPoller(sg.Cluster(SGE, fake), interval=5, fast_interval=0.01, min_gap=0)
+        poller.starting.update({"7", "8", "9"})
+        await poller.next_update(kick=True)
+        assert [c["argv"] for c in fake.calls] == [["/usr/bin/qstat", "-xml", "-u", "*"],
+                                                   ["/usr/bin/qstat", "-j", "7,8"]]
+        assert poller.reasons["7"].endswith("can't open output") and poller.qstat_calls == 2
+        poller._task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_poller_polls_fast_while_busy_and_at_once_when_kicked():
+    async def scenario():
+        fake = FakeRun(qstat_answer({}))
+        poller = sg.JobPoller(sg.Cluster(SGE, fake), interval=30, fast_interval=0.01, min_gap=0)
+        await poller.ready()
+        start = asyncio.get_running_loop().time()
+        await poller.next_update(kick=True)  # kicked: no 30 s wait
+        poller.busy += 1
+        poller.kick()  # (stop() and start() kick when they make the poller busy)
+        for _ in range(3):
+            await poller.next_update()  # busy: fast interval
+        assert asyncio.get_running_loop().time() - start < 2
+        poller._task.cancel()
+
+    asyncio.run(scenario())
