@@ -23,6 +23,8 @@ pytest.importorskip("rattler")
 
 def make_loaders(minion_config, tmp_path, pillar):
     """Loaders whose pillar is `pillar` (written to a pillar root, also used by salt-call)."""
+    # any address of this machine will do for the hub API (the default 10.0.0.0/8 may not exist)
+    pillar.setdefault("jupyterhub", {}).setdefault("cluster_net_cidr", "0.0.0.0/0")
     pillar_root = tmp_path / "pillar"
     pillar_root.mkdir(parents=True, exist_ok=True)
     (pillar_root / "top.sls").write_text("base:\n  '*':\n    - test\n")
