@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3"}
 TIMINGS = {}
+urllib3.disable_warnings()
 
 
 def dev_pillar(network):
@@ -263,4 +264,8 @@ def test_prod_profile_applies_and_admits_everyone(hub, test_network, cert_file):
     assert status == 200 and model["name"] == "bob" and model["admin"] is False
 
 
-urllib3.disable_warnings()
+
+def test_masterless_run_keeps_salt_state_inside_the_checkout(hub):
+    for path in ("/etc/salt", "/var/cache/salt", "/var/log/salt"):
+        assert hub.run(["test", "-e", path], check=False).returncode != 0, path
+    assert hub.run(["test", "-d", "/srv/formula/.salt-run/var/cache/salt/minion"], check=False).returncode == 0
