@@ -3,7 +3,8 @@
 #
 #   ./bootstrap.sh            system packages + the Salt venv (salt, cryptography, py-rattler, ...)
 #   ./bootstrap.sh --tests    also the packages the integration tests use on the machine
-#                             (systemd-nspawn, debootstrap, nftables, openssl, curl)
+#                             (systemd-nspawn, debootstrap, nftables, openssl, curl) and a venv
+#                             of the hub's packages + pytest for tests/hubenv ($JHSALT_HUBENV)
 #
 # The venv lives in $JHSALT_VENV (default /opt/salt-jupyterhub/venv). A second run changes nothing:
 # apt is only called for missing packages and pip only when requirements/salt.lock changed.
@@ -40,5 +41,18 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     "$venv/bin/python" -m pip install --no-input -q --upgrade 'pip==25.3'
     "$venv/bin/python" -m pip install --no-input -q -r "$lock"
     echo "$want" > "$stamp"
+fi
+# --tests: also the hub's environment + pytest for the spawner's JupyterHub-level tests
+if [ "${1:-}" = "--tests" ]; then
+    hubenv=${JHSALT_HUBENV:-/opt/salt-jupyterhub/hubenv}
+    hublock="$here/requirements/hubenv-tests.lock"
+    want=$(cat "$hublock" "$here/salt/jupyterhub/files/hub-requirements.lock" | sha256sum | cut -d' ' -f1)
+    if [ "$(cat "$hubenv/.lock.sha256" 2>/dev/null || true)" != "$want" ]; then
+        echo "bootstrap: installing $hublock into $hubenv"
+        [ -x "$hubenv/bin/python" ] || /usr/bin/python3 -m venv "$hubenv"
+        "$hubenv/bin/python" -m pip install --no-input -q --upgrade 'pip==25.3'
+        "$hubenv/bin/python" -m pip install --no-input -q -r "$hublock"
+        echo "$want" > "$hubenv/.lock.sha256"
+    fi
 fi
 echo "bootstrap: ok ($("$venv/bin/salt-call" --version))"

@@ -1,6 +1,7 @@
-# Pillar profile of this host: grain `jupyterhub_profile` (dev | prod), default dev.
-#   salt-call grains.setval jupyterhub_profile prod
-{%- set profile = salt["grains.get"]("jupyterhub_profile", "dev") %}
+# Pillar profile of this host: grain `jupyterhub_profile` = demo (default: a complete
+# single-host installation), dev or prod.
+#   bin/salt-call grains.setval jupyterhub_profile prod
+{%- set profile = salt["grains.get"]("jupyterhub_profile", "demo") %}
 base:
   "*":
     - jupyterhub.{{ profile }}

@@ -1,4 +1,11 @@
-# Masterless default: this host is a JupyterHub host. On a salt-master, target your hub hosts.
+# Masterless default. Profile demo (grain jupyterhub_profile unset or "demo"): a Grid Engine cell
+# on this host plus the hub role, i.e. a complete single-host installation. dev/prod: the hub role
+# for a site's existing cell. On a salt-master, write your own top file.
+{%- set profile = salt["grains.get"]("jupyterhub_profile", "demo") %}
 base:
   "*":
+{%- if profile == "demo" %}
+    - jupyterhub.sge.cell
+    - jupyterhub.sge.submit_hosts
+{%- endif %}
     - jupyterhub

@@ -1,13 +1,26 @@
 {%- from "jupyterhub/map.jinja" import jupyterhub with context %}
 # Directories of the hub and the secrets generated on this host (never in pillar or git).
+# 0711: nobody else can list it; users only traverse it to reach their own token file.
 jupyterhub-runtime-dir-present:
   file.directory:
     - name: {{ jupyterhub.runtime_dir }}
     - user: {{ jupyterhub.user }}
     - group: {{ jupyterhub.group }}
-    - mode: "0700"
+    - mode: "0711"
     - require:
       - user: jupyterhub-user-present
+
+# Per-job files carrying the API token to the job (each readable only by its user, via an ACL).
+# Must be visible at the same path on the execution hosts.
+jupyterhub-token-dir-present:
+  file.directory:
+    - name: {{ jupyterhub.spawner.secrets_dir or jupyterhub.runtime_dir ~ "/secrets" }}
+    - user: {{ jupyterhub.user }}
+    - group: {{ jupyterhub.group }}
+    - mode: "0711"
+    - makedirs: true
+    - require:
+      - file: jupyterhub-runtime-dir-present
 
 jupyterhub-config-dir-present:
   file.directory:

@@ -25,7 +25,8 @@ jupyterhub-tls-csr-present:
       - x509: jupyterhub-tls-key-present
 
 {#- prod without the CA's certificate yet: nginx uses a self-signed one until it is there #}
-{%- set use_ca_cert = not jupyterhub.is_devel_env and jupyterhub.tls.cert_file
+{%- set self_signed = jupyterhub.is_devel_env or jupyterhub.tls.self_signed %}
+{%- set use_ca_cert = not self_signed and jupyterhub.tls.cert_file
                       and salt["file.file_exists"](jupyterhub.tls.cert_file) %}
 {%- if use_ca_cert %}
 jupyterhub-tls-certificate-linked:
@@ -46,7 +47,7 @@ jupyterhub-tls-certificate-self-signed:
     - mode: "0644"
     - require:
       - x509: jupyterhub-tls-key-present
-{%-   if not jupyterhub.is_devel_env %}
+{%-   if not self_signed %}
 
 jupyterhub-tls-certificate-missing-notice:
   test.show_notification:

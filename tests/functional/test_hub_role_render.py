@@ -109,3 +109,20 @@ def test_nginx_site_allows_only_tls12_and_13(make_loaders, repo, tmp_path):
     assert "Strict-Transport-Security" in text
     assert "return 301 https://$host$request_uri;" in text
     assert "client_max_body_size 100m;" in text
+
+
+def test_demo_profile_is_the_default_and_adds_a_cell(make_loaders):
+    loaders = make_loaders()
+    top = loaders.modules.state.show_top()
+    assert top["base"] == ["jupyterhub.sge.cell", "jupyterhub.sge.submit_hosts", "jupyterhub"]
+    rendered = show(loaders)
+    settings = settings_of(rendered)
+    assert settings["is_devel_env"] is False and settings["tls"]["self_signed"] is True
+    assert "jupyterhub-tls-certificate-self-signed" in rendered
+    assert "jupyterhub-tls-certificate-missing-notice" not in rendered
+
+
+@pytest.mark.parametrize("profile", ["dev", "prod"])
+def test_site_profiles_get_the_hub_role_only(make_loaders, profile):
+    top = make_loaders(jupyterhub_profile=profile).modules.state.show_top()
+    assert top["base"] == ["jupyterhub"]

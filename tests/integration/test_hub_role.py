@@ -1,7 +1,8 @@
 """The hub role applied to a freshly booted Debian 12 host, checked from outside like a user would.
 
-One container `hub` on the test bridge. The dev profile is applied first (twice: the second run
-must change and restart nothing), then the prod profile.
+One container `hub` on the test bridge, highstate with the dev profile first (twice: the second
+run must change and restart nothing), then the prod profile. (The default profile, demo, adds a
+Grid Engine cell on the host: tests/integration/test_demo.py.)
 """
 
 import hashlib
@@ -45,6 +46,7 @@ def hub(make_host, test_network):
     for user, password in USERS.items():
         host.run(["useradd", "--create-home", "--shell", "/bin/bash", user])
         host.run(["chpasswd"], input=f"{user}:{password}\n")
+    host.salt_call("grains.setval", "jupyterhub_profile", "dev", check=True)
     first = host.state_apply(pillar=dev_pillar(test_network))
     assert first.ok, str(first)
     TIMINGS["first apply (dev)"] = first.duration
@@ -197,7 +199,8 @@ def stat_of(hub, path):
 @pytest.mark.parametrize(
     "path, expected",
     [
-        ("/srv/jupyterhub", ("jupyter", "jupyter", "700")),
+        ("/srv/jupyterhub", ("jupyter", "jupyter", "711")),
+        ("/srv/jupyterhub/secrets", ("jupyter", "jupyter", "711")),
         ("/srv/jupyterhub/jupyterhub_cookie_secret", ("jupyter", "jupyter", "600")),
         ("/etc/jupyterhub", ("root", "jupyter", "750")),
         ("/etc/jupyterhub/proxy.env", ("root", "root", "600")),
@@ -215,6 +218,8 @@ def test_file_owners_and_modes(hub, path, expected):
 def test_secrets_are_not_readable_by_users_and_not_in_settings(hub):
     for path in ("/srv/jupyterhub/jupyterhub_cookie_secret", "/etc/jupyterhub/proxy.env", "/etc/jupyterhub/ssl/hub.key"):
         assert hub.run(["cat", path], user="alice", check=False).returncode != 0
+    for directory in ("/srv/jupyterhub", "/srv/jupyterhub/secrets"):
+        assert hub.run(["ls", directory], user="alice", check=False).returncode != 0
     token = hub.read_file("/etc/jupyterhub/proxy.env").strip().split("=", 1)[1]
     assert len(token) == 64
     for path in ("/etc/jupyterhub/settings.json", "/etc/jupyterhub/jupyterhub_config.py"):
@@ -225,6 +230,9 @@ def test_hub_runs_unprivileged_and_binds_the_cluster_address(hub):
     for unit in ("jupyterhub", "jupyterhub-proxy"):
         pid = hub.run(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.strip()
         assert hub.run(["stat", "-c", "%U", f"/proc/{pid}"]).stdout.strip() == "jupyter"
+    # the hub submits through sudo: its sandbox must not set no_new_privs
+    pid = hub.run(["systemctl", "show", "-p", "MainPID", "--value", "jupyterhub"]).stdout.strip()
+    assert "NoNewPrivs:\t0" in hub.read_file(f"/proc/{pid}/status")
     settings = json.loads(hub.read_file("/etc/jupyterhub/settings.json"))
     assert settings["hub_ip"] == hub.ip
     listening = hub.run(["ss", "-Hltn"]).stdout
