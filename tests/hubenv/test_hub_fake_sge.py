@@ -89,7 +89,7 @@ def test_a_refused_immediate_job_ends_the_spawn_with_qsubs_reason(make_hub):
     (hub.sge / "reject").touch()
     started = time.monotonic()
     status, body = hub.spawn("root")
-    assert status == 500, body
+    assert status == 503, body
     assert "Grid Engine refused the job: Your qsub request could not be scheduled" in body["message"]
     assert time.monotonic() - started < 3 and os.listdir(hub.tmp / "srv/secrets") == []
 

@@ -40,7 +40,7 @@ QCONF_LISTS = {"project": "-sprjl", "queue": "-sql", "pe": "-spl"}
 RUNTIME_RE = re.compile(r"([0-9]{1,3}):([0-5][0-9]):([0-5][0-9])")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 UNKNOWN = "unknown"  # JobPoller.status() when Grid Engine did not answer
-log = logging.getLogger("sgespawner")
+log = logging.getLogger("JupyterHub.sgespawner")  # the hub's log handler and format
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,8 +324,8 @@ class Job(NamedTuple):
         return "E" in self.state
 
     @property
-    def running(self):
-        return not (self.gone or self.failed) and any(s in self.state for s in "rtRsST")
+    def running(self):  # r, t, Rr, s, S, T ...; every waiting state has a q (qw, hqw, Rq, Eqw)
+        return bool(self.state) and not (self.gone or self.failed or "q" in self.state)
 
 
 def parse_qstat_xml(text):
@@ -485,6 +485,8 @@ class JobPoller:
                 log.warning("qstat failed (rc %s): %s; sessions are kept, retrying", rc, err)
             self.ok = False
         else:
+            if not self.ok and self.generation:
+                log.warning("qstat answers again")
             self.jobs, self.ok = jobs, True
             await self._fetch_reasons()
         self.generation += 1
@@ -536,6 +538,7 @@ class JobPoller:
 try:  # the hub's env; the unit tests of the part above run without JupyterHub
     from batchspawner import GridengineSpawner, JobStatus
     from jupyterhub.apihandlers import APIHandler, default_handlers
+    from jupyterhub.spawner import SpawnException
     from tornado import web
     from traitlets import Dict, Float, Unicode, default
 except ImportError:
@@ -577,19 +580,13 @@ def last_end_message(user):
 
 if GridengineSpawner is not None:
 
-    class SpawnError(Exception):
-        """A spawn that failed for a reason the user should read (shown on the spawn page)."""
-
-        def __init__(self, message):
-            super().__init__(message)
-            self.jupyterhub_message = message
-            if "\n" in message:
-                self.jupyterhub_html_message = f"<pre>{html.escape(message)}</pre>"
-
-    def refusal(refused):
-        """HTTP 400 naming every refused field, one per line (spawn.html shows the lines)."""
-        error = web.HTTPError(400, str(refused))
-        error.jupyterhub_message = str(refused)
+    def spawn_error(message, reason, status=500):
+        """A failed spawn that is not a bug (no traceback in the log): the user reads `message`
+        on the form or the spawn page; multi-line output is shown as it is."""
+        error = SpawnException(message, reason=reason, status_code=status)
+        error.jupyterhub_message = message
+        if "\n" in message and reason != "options":
+            error.jupyterhub_html_message = f"<pre>{html.escape(message)}</pre>"
         return error
 
     class SGESpawner(GridengineSpawner):
@@ -605,6 +602,7 @@ if GridengineSpawner is not None:
         _messages = ()  # progress events of the current start
         _watched = None  # job id registered in poller.watch
         _wake = None  # set when the job reports (its port, or its failure) during start
+        _running_since = 0  # when the poller first saw the job running
 
         @property
         def spec(self):
@@ -637,9 +635,8 @@ if GridengineSpawner is not None:
             live = await self.poller.cluster.live_lists(self.spec["fields"])
             try:
                 return validate(options, self.spec, live)
-            except Refused as refused:
-                self.log.warning("%s: refused options: %s", self._log_name, refused.errors)
-                raise refusal(refused) from None
+            except Refused as refused:  # one problem per line (spawn.html shows the lines)
+                raise spawn_error(str(refused), "options", 400) from None
 
         # --- state -----------------------------------------------------------------------
         def load_state(self, state):
@@ -679,7 +676,8 @@ if GridengineSpawner is not None:
             return bool(self.job_status) and not self.state_isrunning()
 
         def state_isrunning(self):
-            return any(s in self.job_status.split(" ")[0] for s in "rtRsST")
+            state, _, host = self.job_status.partition(" ")
+            return Job(self.job_id, state, "", host).running
 
         def state_gethost(self):
             return self.job_status.partition(" ")[2]
@@ -735,7 +733,7 @@ if GridengineSpawner is not None:
             )
 
         async def start(self):
-            self._messages, self._wake = [], asyncio.Event()
+            self._messages, self._wake, self._running_since = [], asyncio.Event(), 0
             self.ip, self.port, self.job_report = self.bind_ip, 0, {}
             if self.server:
                 self.server.port = self.port
@@ -744,7 +742,7 @@ if GridengineSpawner is not None:
             try:
                 uid = pwd.getpwnam(self.user.name).pw_uid
             except KeyError:
-                raise SpawnError(f"{self.user.name} has no Unix account on the hub host") from None
+                raise spawn_error(f"{self.user.name} has no Unix account on the hub host", "account", 400) from None
             self.env_file = os.path.join(secrets_dir(self.sge_settings), uuid.uuid4().hex + ".env")
             # the job's PATH and SGE_* come from the template and the execution host, not the hub
             env = {k: v for k, v in self.get_env().items() if k != "PATH" and not k.startswith("SGE_")}
@@ -754,13 +752,15 @@ if GridengineSpawner is not None:
             rc, out, err = await self.poller.cluster.qsub(self.user.name, self.job_script(request))
             if rc != 0 or not re.match(r"[0-9]+", out):
                 remove_file(self.env_file)
-                raise SpawnError(f"Grid Engine refused the job: {err or out or f'qsub exit status {rc}'}")
+                lines = [line for line in err.splitlines() if line.strip() and not line.startswith("Waiting for")]
+                message = " ".join(lines) or f"qsub exit status {rc}"
+                raise spawn_error(f"Grid Engine refused the job: {message}", "qsub", 503)
             self.job_id = re.match(r"[0-9]+", out).group()
             self.job_runtime = request["runtime"]
             self._say(f"Job {self.job_id} submitted", 20)
             await self._wait_until_up()
             remove_file(self.env_file)  # the server has read it: the token lives on only in its process
-            self.job_started = time.time()
+            self.job_started = self._running_since  # h_rt counts from here
             self._say(f"Jupyter is up on {self.ip}; Grid Engine stops it after {self.job_runtime}", 90)
             return self.ip, self.port
 
@@ -776,16 +776,17 @@ if GridengineSpawner is not None:
                     if job is UNKNOWN:
                         message, progress = "Grid Engine does not answer (qstat failed); retrying", 30
                     elif job is None:
-                        raise SpawnError(self._ended_message())
+                        raise spawn_error(self._ended_message(), "job_ended")
                     elif job.failed:
                         reason = poller.reasons.get(job_id) or f"see qstat -j {job_id}"
-                        raise SpawnError(f"Job {job_id} is in error state ({job.state}): {reason}")
+                        raise spawn_error(f"Job {job_id} is in error state ({job.state}): {reason}", "job_error")
                     elif not job.running:
                         reason = poller.reasons.get(job_id, "")
                         message = f"Job {job_id} is queued ({job.state})" + (f": {reason}" if reason else "")
                         progress = 30
                     else:
                         self.ip = job.host
+                        self._running_since = self._running_since or time.time()
                         if self.port and await _listening(self.ip, self.port):
                             return
                         message, progress = f"Job {job_id} is running on {job.host}; starting Jupyter", 50
@@ -912,8 +913,9 @@ def configure(c, settings):
     c.JupyterHub.template_vars.update({"sge_last_end": last_end_message})
 
     directory = secrets_dir(settings)
-    if os.access(os.path.dirname(directory), os.W_OK):  # the hub user owns its parent: create it
-        os.makedirs(directory, exist_ok=True)
+    if not os.path.isdir(directory) and os.access(os.path.dirname(directory), os.W_OK):
+        os.mkdir(directory)
+    if os.path.isdir(directory) and os.stat(directory).st_uid == os.geteuid():
         os.chmod(directory, 0o711)  # the users reach their file by its (random) name, cannot list
 
     culler = settings["idle_culler"]
