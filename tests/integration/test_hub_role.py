@@ -240,6 +240,19 @@ def test_hub_runs_unprivileged_and_binds_the_cluster_address(hub):
     assert "127.0.0.1:8000" in listening
 
 
+def test_journal_is_persistent(hub):
+    assert "Storage=persistent" in hub.read_file("/etc/systemd/journald.conf.d/50-jupyterhub.conf")
+    assert hub.run(["test", "-d", "/var/log/journal"], check=False).returncode == 0
+
+
+def test_env_update_timer_only_reports_by_default(hub):
+    lock = hub.read_file("/opt/jupyterhub/venv/requirements.lock")
+    hub.run(["systemctl", "start", "jupyterhub-env-update.service"], timeout=600)
+    log = hub.run(["journalctl", "-u", "jupyterhub-env-update.service", "--no-pager", "-o", "cat"]).stdout
+    assert "unattended updates are off" in log and "nothing applied" in log, log[-3000:]
+    assert hub.read_file("/opt/jupyterhub/venv/requirements.lock") == lock
+
+
 def test_bad_pillar_names_the_key_and_changes_nothing(hub, test_network):
     before = hashlib.sha256(hub.read_file("/etc/jupyterhub/settings.json").encode()).hexdigest()
     pillar = dev_pillar(test_network)
