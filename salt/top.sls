@@ -6,6 +6,6 @@ base:
   "*":
 {%- if profile == "demo" %}
     - jupyterhub.sge.cell
-    - jupyterhub.sge.submit_hosts
+    - jupyterhub.sge.local_submit_host
 {%- endif %}
     - jupyterhub

@@ -1,5 +1,5 @@
 # Single-host demo (the default of bin/setup): a Grid Engine cell on this host (salt/top.sls adds
-# jupyterhub.sge.cell and jupyterhub.sge.submit_hosts), the hub, and this host as the worker.
+# jupyterhub.sge.cell and jupyterhub.sge.local_submit_host), the hub, and this host as the worker.
 # Every local account may log in; the TLS certificate is self-signed.
 jupyterhub:
   is_devel_env: false
@@ -7,7 +7,3 @@ jupyterhub:
   cluster_net_cidr: 0.0.0.0/0
   tls:
     self_signed: true
-  sge:
-    # the hub submits jobs from this host
-    submit_hosts:
-      {{ grains["host"] }}: present

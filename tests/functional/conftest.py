@@ -15,7 +15,13 @@ def make_loaders(minion_config, tmp_path):
         loaders = Loaders(opts)
         loaders.grains.update(grains)
         loaders.opts["grains"] = loaders.grains
-        loaders.refresh_pillar()
+        # recompile the pillar for these grains, in place: the loaded modules hold this dict
+        # (cleared first: the compile would merge the old one in)
+        current = loaders.opts["pillar"]
+        current.clear()
+        pillar = loaders.pillar
+        current.update(pillar)
+        loaders.opts["pillar"] = current
         created.append(loaders)
         return loaders
 

@@ -114,7 +114,7 @@ def test_nginx_site_allows_only_tls12_and_13(make_loaders, repo, tmp_path):
 def test_demo_profile_is_the_default_and_adds_a_cell(make_loaders):
     loaders = make_loaders()
     top = loaders.modules.state.show_top()
-    assert top["base"] == ["jupyterhub.sge.cell", "jupyterhub.sge.submit_hosts", "jupyterhub"]
+    assert top["base"] == ["jupyterhub.sge.cell", "jupyterhub.sge.local_submit_host", "jupyterhub"]
     rendered = show(loaders)
     settings = settings_of(rendered)
     assert settings["is_devel_env"] is False and settings["tls"]["self_signed"] is True
