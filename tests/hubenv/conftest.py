@@ -83,7 +83,7 @@ import sgespawner
 sgespawner.Cluster.SUDO = (settings["sge"]["root"] + "/sudo", "-n", "-u")
 sgespawner.configure(c, settings)
 c.SGESpawner.bind_ip = "127.0.0.1"
-c.SGESpawner.batchspawner_singleuser_cmd = WRAPPER
+c.SGESpawner.cmd = [WRAPPER]
 '''
 
 # the single-user command of the jobs: fails on purpose while $SGE_ROOT/die exists
@@ -93,7 +93,7 @@ if [ -e {root}/die ]; then
   echo "ModuleNotFoundError: No module named 'jupyterhub' (simulated)"
   exit 3
 fi
-exec batchspawner-singleuser "$@"
+exec jupyterhub-singleuser "$@"
 '''
 
 

@@ -14,8 +14,9 @@ The first half is plain Python (no JupyterHub needed; unit-tested in the Salt ve
 - ``Cluster`` / ``JobPoller``: the Grid Engine commands, and ONE ``qstat -xml -u '*'`` per
   interval shared by every spawner; a failing qstat means "unknown", never "job gone".
 
-The second half is the thin JupyterHub layer: ``SGESpawner`` (a GridengineSpawner) and the
-``/hub/api/batchspawner`` handler the job reports its port (or its failure) to.
+The second half is the thin JupyterHub layer: ``SGESpawner`` (a GridengineSpawner; batchspawner
+keeps the job's state, polling and stop) and the ``/hub/api/batchspawner`` handler the job reports
+its port (or its failure) to.
 """
 
 import asyncio
@@ -729,7 +730,7 @@ if GridengineSpawner is not None:
                 template, username=self.user.name, job_name=spec["job_name"], output=spec["output"],
                 options=job_options(request, spec), env_file=self.env_file, request=request,
                 path=f"{worker_env}/bin:/usr/local/bin:/usr/bin:/bin", prologue=spec["prologue"],
-                cmd=shlex.join([self.batchspawner_singleuser_cmd, *self.cmd, *self.get_args()]),
+                cmd=shlex.join([*self.cmd, *self.get_args()]),
             )
 
         async def start(self):
@@ -869,8 +870,8 @@ if GridengineSpawner is not None:
             fields=form_fields(settings["spawner"], previous), spawner=spawner)
 
     class JobReportHandler(APIHandler):
-        """POST /hub/api/batchspawner, used by batchspawner-singleuser ({"port": N}) and by the job
-        script when the server fails ({"exit_status": N, "output": "..."}).
+        """POST /hub/api/batchspawner, where the job script reports its server's port ({"port": N},
+        as batchspawner-singleuser does) and why the server failed ({"exit_status": N, "output": ...}).
 
         Replaces batchspawner's handler, which sets ANY attribute the token holder names on the
         spawner (for instance the submit command, which the hub would then run)."""
