@@ -747,7 +747,12 @@ if GridengineSpawner is not None:
             self.env_file = os.path.join(secrets_dir(self.sge_settings), uuid.uuid4().hex + ".env")
             # the job's PATH and SGE_* come from the template and the execution host, not the hub
             env = {k: v for k, v in self.get_env().items() if k != "PATH" and not k.startswith("SGE_")}
-            write_secret_env(self.env_file, env, uid)
+            try:
+                write_secret_env(self.env_file, env, uid)
+            except OSError as exc:  # e.g. no POSIX ACLs on that file system, or not writable
+                self.log.error("%s: token file %s: %s", self._log_name, self.env_file, exc)
+                raise spawn_error(f"The hub cannot hand the job its token ({exc.strerror}): "
+                                  "see spawner:secrets_dir", "token_file") from None
             summary = ", ".join(f"{k}={v}" for k, v in request.items() if v not in ("", 0))
             self._say(f"Submitting the job ({summary})", 10)
             rc, out, err = await self.poller.cluster.qsub(self.user.name, self.job_script(request))
