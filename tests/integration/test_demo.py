@@ -11,6 +11,8 @@ import pytest
 import requests
 import urllib3
 
+from tests.support.hosts import wait_for
+
 pytestmark = pytest.mark.integration
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # self-signed on the demo
 
@@ -41,16 +43,6 @@ class FormDefaults(html.parser.HTMLParser):
         if tag == "select":
             self._select = None
 
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +124,7 @@ def test_any_local_user_gets_a_server_as_a_grid_engine_job(demo, browser):
         assert server is not None and (server["pending"] or server["ready"]), "the spawn failed"
         return server["ready"]
 
-    wait_for(ready, 180, "the server")
+    wait_for(ready, 180, what="the server")
     TIMINGS["spawn to ready"] = time.monotonic() - started
     jobs = demo.run(["qstat", "-u", USER]).stdout
     assert re.search(rf"\s{USER}\s+r\s.*@demo", jobs), jobs
@@ -143,5 +135,5 @@ def test_any_local_user_gets_a_server_as_a_grid_engine_job(demo, browser):
 
     stopped = api(browser, demo, "DELETE", f"/users/{USER}/server")
     assert stopped.status_code in (202, 204), stopped.text
-    wait_for(lambda: api(browser, demo, "GET", f"/users/{USER}").json()["servers"].get("") is None, 60, "stop")
-    wait_for(lambda: USER not in demo.run(["qstat", "-u", USER]).stdout, 30, "the job to leave the queue")
+    wait_for(lambda: api(browser, demo, "GET", f"/users/{USER}").json()["servers"].get("") is None, 60, what="the server to stop")
+    wait_for(lambda: USER not in demo.run(["qstat", "-u", USER]).stdout, 30, what="the job to leave the queue")

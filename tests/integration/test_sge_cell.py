@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tests.support.hosts import wait_for
+
 SGE = {"qmaster": "qmaster"}
 USER, UID = "alice", 2001
 TIMES = {}
@@ -50,16 +52,6 @@ def hub(make_host, qmaster):
     yield host
     host.stop()
 
-
-def wait_for(predicate, timeout=60, interval=0.5, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def queue_instance_ok(host, instance="all.q@qmaster"):

@@ -9,6 +9,7 @@ pytest -s and written as JSON to $JHSALT_SPAWN_BENCH when set (bench/spawn.py do
 """
 
 import asyncio
+import functools
 import html
 import json
 import os
@@ -22,6 +23,11 @@ import uuid
 import pytest
 import requests
 import urllib3
+
+from tests.support import hosts
+
+# latency measurements poll fast
+wait_for = functools.partial(hosts.wait_for, interval=0.05)
 
 pytestmark = pytest.mark.integration
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the dev profile's self-signed cert
@@ -46,16 +52,6 @@ exec /usr/bin/qstat "$@"
 def password(user):
     return f"{user}-pw-{UID[user]}"
 
-
-def wait_for(predicate, timeout=60, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -55,6 +55,18 @@ NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 # --------------------------------------------------------------------------------------- helpers
 
+def wait_for(predicate, timeout=60, interval=0.5, what="condition"):
+    """Poll `predicate` until it returns something truthy (returned); AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
 def _tail(text, limit=6000):
     text = text or ""
     return text if len(text) <= limit else "[...]\n" + text[-limit:]
