@@ -10,7 +10,7 @@ jupyterhub-user-present:
     - name: {{ jupyterhub.user }}
     - gid: {{ jupyterhub.group }}
     - groups: {{ jupyterhub.hub.extra_groups | json }}
-    - home: {{ jupyterhub.state_dir }}
+    - home: {{ jupyterhub.runtime_dir }}
     - createhome: false
     - shell: /usr/sbin/nologin
     - system: true
