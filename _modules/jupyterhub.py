@@ -336,7 +336,8 @@ def sudo_runas(group, privileged_groups=("sudo", "wheel", "admin"), min_uid=1000
     The sudoers ``Runas_List`` the hub may submit jobs as: an allow-list, the members of
     ``group``, minus every privileged account (evaluated left to right, the last match wins):
     the ``privileged_groups``, root and uid 0, and - computed now - members of ``group`` below
-    ``min_uid``, those sudoers lets run anything and Grid Engine managers/operators.
+    ``min_uid``, and - of those and every account the host lists - the ones sudoers lets run
+    anything and the Grid Engine managers/operators.
 
     CLI Example:
 
@@ -351,11 +352,14 @@ def sudo_runas(group, privileged_groups=("sudo", "wheel", "admin"), min_uid=1000
         raise CommandExecutionError(
             f"jupyterhub:access:group: group {group!r} does not exist"
         ) from exc
-    members.update(entry.pw_name for entry in pwd.getpwall() if entry.pw_gid == gid)
+    # the group's members, and every account this host lists: one added to the group by hand
+    # later (e.g. a cloud image's sudo-ALL account) stays excluded until the next apply
+    accounts = {entry.pw_name for entry in pwd.getpwall() if entry.pw_uid >= min_uid}
+    accounts |= members | {entry.pw_name for entry in pwd.getpwall() if entry.pw_gid == gid}
     sge = _sge_privileged()
     denied = {
         pwd.getpwnam(name).pw_uid
-        for name in members
+        for name in accounts
         if privileged_reason(name, privileged_groups, min_uid, sge) not in ("", "no such account")
     }
     items = [f"%{group}"]

@@ -143,7 +143,7 @@ class FakeAccounts:
     USERS = {"root": 0, "daemon": 1, "admin": 1000, "debian": 1001, "alice": 1002, "bob": 1003,
              "sgemgr": 1004}
     GROUPS = {"root": (0, []), "sudo": (27, ["admin"]), "users": (100, []),
-              "jupyterhub-users": (990, ["alice", "bob", "admin", "debian", "sgemgr", "daemon"])}
+              "jupyterhub-users": (990, ["alice", "bob", "admin", "sgemgr", "daemon"])}
 
     def getpwnam(self, name):
         if name not in self.USERS:
@@ -215,8 +215,8 @@ def test_sudo_runas_is_an_allow_list_without_privileged_members(accounts):
     assert items[0] == "%jupyterhub-users"  # only the group, then exclusions (last match wins)
     assert "ALL" not in items
     assert {"!%sudo", "!%wheel", "!%admin", "!root", "!#0"} <= set(items)
-    # members that are privileged are excluded by uid: admin (sudo), debian (sudo ALL),
-    # sgemgr (SGE manager), daemon (system account)
+    # privileged accounts are excluded by uid: members admin (sudo), sgemgr (SGE manager) and
+    # daemon (system account), and debian (sudo ALL), not a member now but maybe added by hand later
     assert {"!#1000", "!#1001", "!#1004", "!#1"} <= set(items)
     assert "!#1002" not in items and "!#1003" not in items  # alice and bob may get servers
 
