@@ -1,6 +1,9 @@
 """The hub role renders with the real Salt loader, for both pillar profiles, and refuses bad pillar."""
 
+import shutil
+
 import pytest
+from saltfactories.utils.functional import Loaders
 
 ROLE_STATES = {
     "jupyterhub-system-packages-installed",
@@ -158,3 +161,24 @@ def test_demo_profile_is_the_default_and_adds_a_cell(make_loaders):
 def test_site_profiles_get_the_hub_role_only(make_loaders, profile):
     top = make_loaders(jupyterhub_profile=profile).modules.state.show_top()
     assert top["base"] == ["jupyterhub"]
+
+
+def test_site_settings_are_merged_over_the_profile(minion_config, repo, tmp_path):
+    """pillar/site.sls (untracked) overrides the profile; without it the pillar compiles too."""
+    roots = tmp_path / "pillar"
+    shutil.copytree(repo / "pillar", roots)
+    (roots / "site.sls").unlink(missing_ok=True)
+
+    def pillar():
+        opts = dict(minion_config, pillar_roots={"base": [str(roots)]}, cachedir=str(tmp_path / "cache"))
+        loaders = Loaders(opts)
+        try:
+            return loaders.pillar["jupyterhub"]
+        finally:
+            loaders.reset_state()
+
+    assert pillar()["demo_account"] == "demo" and "access" not in pillar()
+    (roots / "site.sls").write_text("jupyterhub:\n  access:\n    members: [alice, bob]\n  jh_admin_users: [alice]\n")
+    merged = pillar()
+    assert merged["access"] == {"members": ["alice", "bob"]} and merged["jh_admin_users"] == ["alice"]
+    assert merged["demo_account"] == "demo" and merged["hub"] == {"ip": "127.0.0.1"}  # the profile's
