@@ -14,6 +14,7 @@ import logging
 import os
 import pwd
 import secrets
+import shutil
 import stat
 import sys
 import tempfile
@@ -223,6 +224,8 @@ def computed(config):
         server_users += config["jh_whitelist_users"]
     if config["demo_account"]:
         server_users.append(config["demo_account"])
+    if config["access"]["manage_members"]:
+        _check_existing_server_users(sorted(set(server_users)), config["access"])
     return {
         "fqdn": fqdn,
         "hub_ip": hub_ip,
@@ -250,7 +253,10 @@ def _group_names(name, gid):
 
 
 def _sudo_allows_anything(name):
-    """True when sudoers lets ``name`` run a shell as root (``sudo -l -U NAME /bin/sh``, as root)."""
+    """True when sudoers lets ``name`` run a shell as root (``sudo -l -U NAME /bin/sh``, as root).
+    Without sudo installed nobody can."""
+    if not shutil.which("sudo"):
+        return False
     result = __salt__["cmd.run_all"](
         ["sudo", "-n", "-l", "-U", name, "-u", "root", "/bin/sh"],
         python_shell=False, ignore_retcode=True, output_loglevel="quiet",
@@ -259,8 +265,11 @@ def _sudo_allows_anything(name):
 
 
 def _sge_privileged():
-    """Grid Engine managers and operators (``qconf -sm``, ``-so``); [] when qconf cannot answer."""
+    """Grid Engine managers and operators (``qconf -sm``, ``-so``); none when qconf cannot answer
+    (not installed yet, no qmaster): the spawner checks them again before every submit."""
     names = set()
+    if not shutil.which("qconf"):
+        return names
     for option in ("-sm", "-so"):
         result = __salt__["cmd.run_all"](
             ["qconf", option], python_shell=False, ignore_retcode=True, output_loglevel="quiet"
@@ -329,6 +338,23 @@ def check_server_users(names, privileged_groups=("sudo", "wheel", "admin"), min_
             "anything, not Grid Engine managers or operators"
         )
     return True
+
+
+def _check_existing_server_users(names, access):
+    """Refuse privileged accounts in pillar while rendering, before anything is applied (once per
+    run). Accounts that do not exist yet (created later in the run) are checked by the group
+    state."""
+    existing = []
+    for name in names:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        existing.append(name)
+    key = ("jupyterhub.server_users_checked", tuple(existing))
+    if existing and key not in __context__:
+        check_server_users(existing, access["privileged_groups"], access["min_uid"])
+        __context__[key] = True
 
 
 def sudo_runas(group, privileged_groups=("sudo", "wheel", "admin"), min_uid=1000):

@@ -74,6 +74,10 @@ def jobs_of(host, name):
     return [line.split()[0] for line in host.run(["qstat", "-u", name]).stdout.splitlines()[2:]]
 
 
+def hub_log(host, lines=80):
+    return host.run(["journalctl", "-u", "jupyterhub", "--no-pager", "-o", "cat", "-n", str(lines)]).stdout
+
+
 def wait_ready(hub_user):
     def settled():
         server = hub_user.server()
@@ -161,7 +165,7 @@ def test_pillar_cannot_give_a_privileged_account_servers(host):
     try:
         result = host.state_apply()
         message = json.dumps(result.failed())
-        assert "jupyterhub:access:members" in message, str(result)
+        assert "jupyterhub:access:members" in message, str(result)  # refused while rendering
         assert "debian (sudoers lets it run anything as root)" in message
         assert re.search(r"admin \(member of the privileged group [a-z, ]*sudo\)", message), message
         assert result.changed() == {}
@@ -190,18 +194,21 @@ def test_sge_request_files_do_not_reach_the_job(host):
     host.put_file("/home/bob/jsv.sh", "#!/bin/sh\ntouch /tmp/jsv-ran-$(id -un)\necho STARTED\n"
                   "while read l; do case $l in BEGIN*) echo 'RESULT STATE ACCEPT';; QUIT*) exit 0;; esac; done\n",
                   mode=0o755, owner="bob")
-    host.put_file("/home/bob/.sge_request", "-ac EVIL=1\n-jsv /home/bob/jsv.sh\n-l h_rt=0:0:20\n-sync y\n",
+    host.put_file("/home/bob/.sge_request", "-ac EVIL=1\n-jsv /home/bob/jsv.sh\n-l h_rt=0:0:20\n-C @@\n-w v\n",
                   owner="bob")
     bob = user(host, "bob")
-    assert bob.start().status_code in (201, 202)
-    assert wait_ready(bob)["ready"], host.run(["journalctl", "-u", "jupyterhub", "-n", "60"]).stdout
-    [job] = jobs_of(host, "bob")
-    detail = host.run(["qstat", "-j", job]).stdout
-    assert "EVIL" not in detail and "context" not in detail, detail
-    assert re.search(r"hard resource_list:\s+.*h_rt=28800", detail), detail  # the form's 08:00:00
-    assert host.run(["test", "-e", "/tmp/jsv-ran-bob"], check=False).returncode != 0
-    stop_and_wait(host, bob)
-    host.run(["rm", "/home/bob/.sge_request"])
+    try:
+        assert bob.start().status_code in (201, 202)
+        server = wait_ready(bob)
+        assert server and server["ready"], hub_log(host)
+        [job] = jobs_of(host, "bob")
+        detail = host.run(["qstat", "-j", job]).stdout
+        assert "EVIL" not in detail and "context" not in detail, detail
+        assert re.search(r"hard resource_list:\s+.*h_rt=28800", detail), detail  # the form's 08:00:00
+        assert host.run(["test", "-e", "/tmp/jsv-ran-bob"], check=False).returncode != 0
+        stop_and_wait(host, bob)
+    finally:
+        host.run(["rm", "-f", "/home/bob/.sge_request"])
 
 
 # ---------------------------------------------------- 4. one user cannot blind the poller
@@ -238,7 +245,7 @@ def test_a_hanging_qsub_is_ended_and_a_job_it_queued_anyway_is_deleted(host):
     # a first start and stop: the spawner's check of SGE's managers (qconf -sm, cached for a
     # minute) has its answer, so that what hangs below is the submit itself
     assert bob.start().status_code in (201, 202)
-    assert wait_ready(bob)["ready"]
+    assert wait_ready(bob)["ready"], hub_log(host)
     stop_and_wait(host, bob)
     qmaster = host.run(["systemctl", "show", "-p", "MainPID", "--value", "gridengine-master"]).stdout.strip()
     host.run(["kill", "-STOP", qmaster])  # accepts connections, answers nothing
@@ -257,9 +264,18 @@ def test_a_hanging_qsub_is_ended_and_a_job_it_queued_anyway_is_deleted(host):
     assert jobs_of(host, "bob") == []
     log = host.run(["journalctl", "-u", "jupyterhub", "--no-pager", "-o", "cat"]).stdout
     assert "Traceback" not in log and "PermissionError" not in log, log[-3000:]
+    # `-sync y` in the user's own ~/.sge_request (Grid Engine honours it despite -clear) only
+    # hurts that user: the submit is ended and the message says why
+    host.put_file("/home/bob/.sge_request", "-sync y\n", owner="bob")
+    try:
+        response = bob.start()
+        assert response.status_code == 503 and "-sync y" in response.json()["message"], response.text
+    finally:
+        host.run(["rm", "-f", "/home/bob/.sge_request"])
+    wait_for(lambda: not jobs_of(host, "bob"), 120, interval=2, what="no job of bob's")
     # and the next start works
     assert bob.start().status_code in (201, 202)
-    assert wait_ready(bob)["ready"]
+    assert wait_ready(bob)["ready"], hub_log(host)
     stop_and_wait(host, bob)
     write_pillar(host)
     assert host.state_apply().ok

@@ -184,6 +184,7 @@ def accounts(monkeypatch):
         return {"retcode": 1, "stdout": "", "stderr": "no operator list defined"}
 
     monkeypatch.setitem(jh.__salt__, "cmd.run_all", run_all)
+    monkeypatch.setattr(jh.shutil, "which", lambda name: f"/usr/bin/{name}")
     return commands
 
 

@@ -896,6 +896,10 @@ if GridengineSpawner is not None:
                 lines = [line for line in err.splitlines() if line.strip() and not line.startswith("Waiting for")]
                 message = " ".join(lines) or f"qsub exit status {rc}"
                 if rc == 124 or time.monotonic() - submitted >= self.sge_settings["sge"]["command_timeout"]:
+                    if re.match(r"[0-9]+", out):  # it submitted, then waited for the job to end
+                        raise spawn_error("qsub did not return after submitting the job: is there "
+                                          "`-sync y` in your ~/.sge_request? Remove it and try again",
+                                          "qsub", 503)
                     raise spawn_error(f"Grid Engine did not answer in time ({message}); if the job was "
                                       "queued anyway the hub deletes it. Try again later", "qsub", 503)
                 if "sudo:" in message or "is not allowed to execute" in message:
