@@ -74,6 +74,14 @@ def jobs_of(host, name):
     return [line.split()[0] for line in host.run(["qstat", "-u", name]).stdout.splitlines()[2:]]
 
 
+def apply_and_wait(host):
+    """Apply the highstate; when it restarted the hub, wait until the hub answers again."""
+    result = host.state_apply()
+    assert result.ok, str(result)
+    wait_for(lambda: user(host, "alice").logged_in, 120, what="the hub after the apply")
+    return result
+
+
 def hub_log(host, lines=80):
     return host.run(["journalctl", "-u", "jupyterhub", "--no-pager", "-o", "cat", "-n", str(lines)]).stdout
 
@@ -239,8 +247,7 @@ def test_another_users_awkward_job_names_do_not_blind_the_poller(host):
 
 def test_a_hanging_qsub_is_ended_and_a_job_it_queued_anyway_is_deleted(host):
     write_pillar(host, timeout=5)
-    assert host.state_apply().ok
-    wait_for(lambda: user(host, "bob").logged_in, 60, what="the hub after its restart")
+    apply_and_wait(host)
     bob = user(host, "bob")
     # a first start and stop: the spawner's check of SGE's managers (qconf -sm, cached for a
     # minute) has its answer, so that what hangs below is the submit itself
@@ -278,7 +285,7 @@ def test_a_hanging_qsub_is_ended_and_a_job_it_queued_anyway_is_deleted(host):
     assert wait_ready(bob)["ready"], hub_log(host)
     stop_and_wait(host, bob)
     write_pillar(host)
-    assert host.state_apply().ok
+    apply_and_wait(host)
 
 
 # ---------------------------------------------------------------- 7. smaller ones
