@@ -7,11 +7,19 @@
 #                             of the hub's packages + pytest for tests/hubenv ($JHSALT_HUBENV)
 #
 # The venv lives in $JHSALT_VENV (default /opt/salt-jupyterhub/venv). A second run changes nothing:
-# apt is only called for missing packages and pip only when requirements/salt.lock changed.
+# apt is only called for missing packages and pip only when a lock changed.
+#
+# Every pip install is hash-checked (--require-hashes): the locks pin each package with the
+# sha256 of all its files on the package index (regenerate: requirements/lock.py). salt's
+# dependency timelib has no wheel: it is built from its (hashed) sdist with the hashed build
+# tools of requirements/build.lock and --no-build-isolation, since pip would fetch an isolated
+# build environment's setuptools/Cython without checking any hash.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 venv=${JHSALT_VENV:-/opt/salt-jupyterhub/venv}
 lock="$here/requirements/salt.lock"
+piplock="$here/requirements/pip.lock"
+buildlock="$here/requirements/build.lock"
 
 # gcc + python3-dev: salt's dependency timelib has no wheel and builds from source.
 pkgs="python3 python3-venv python3-dev gcc ca-certificates"
@@ -34,24 +42,25 @@ if [ ! -x "$venv/bin/python" ]; then
     /usr/bin/python3 -m venv "$venv"
 fi
 
-want=$(sha256sum "$lock" | cut -d' ' -f1)
+want=$(cat "$piplock" "$buildlock" "$lock" | sha256sum | cut -d' ' -f1)
 stamp="$venv/.salt-lock.sha256"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "bootstrap: installing $lock into $venv"
-    "$venv/bin/python" -m pip install --no-input -q --upgrade 'pip==25.3'
-    "$venv/bin/python" -m pip install --no-input -q -r "$lock"
+    "$venv/bin/python" -m pip install --no-input -q --require-hashes -r "$piplock"
+    "$venv/bin/python" -m pip install --no-input -q --require-hashes -r "$buildlock"
+    "$venv/bin/python" -m pip install --no-input -q --require-hashes --no-build-isolation -r "$lock"
     echo "$want" > "$stamp"
 fi
 # --tests: also the hub's environment + pytest for the spawner's JupyterHub-level tests
 if [ "${1:-}" = "--tests" ]; then
     hubenv=${JHSALT_HUBENV:-/opt/salt-jupyterhub/hubenv}
     hublock="$here/requirements/hubenv-tests.lock"
-    want=$(cat "$hublock" "$here/salt/jupyterhub/files/hub-requirements.lock" | sha256sum | cut -d' ' -f1)
+    want=$(cat "$piplock" "$hublock" "$here/salt/jupyterhub/files/hub-requirements.lock" | sha256sum | cut -d' ' -f1)
     if [ "$(cat "$hubenv/.lock.sha256" 2>/dev/null || true)" != "$want" ]; then
         echo "bootstrap: installing $hublock into $hubenv"
         [ -x "$hubenv/bin/python" ] || /usr/bin/python3 -m venv "$hubenv"
-        "$hubenv/bin/python" -m pip install --no-input -q --upgrade 'pip==25.3'
-        "$hubenv/bin/python" -m pip install --no-input -q -r "$hublock"
+        "$hubenv/bin/python" -m pip install --no-input -q --require-hashes -r "$piplock"
+        "$hubenv/bin/python" -m pip install --no-input -q --require-hashes -r "$hublock"
         echo "$want" > "$hubenv/.lock.sha256"
     fi
 fi

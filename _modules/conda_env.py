@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -174,11 +175,66 @@ def resolve_prefix(name, root=None):
     return os.path.join(_root(root), "envs", name)
 
 
+#: How to get a lock or spec out of reach of other accounts (the end of a refusal message).
+_KEEP_IN_STATE_TREE = "keep it in the state tree (salt://...) or in a directory only root can write"
+
+
+def _trusted(path, what, missing_ok=False, hint=""):
+    """
+    Refuse (CommandExecutionError naming the component and the fix) a local path that root would
+    read, or write next to, when an account other than root could change it or a directory
+    above it (``trusted_path.check``).
+    """
+    __salt__["trusted_path.check"](path, missing_ok=missing_ok, what=f"conda_env: {what}", hint=hint)
+
+
+def _open_private(path):
+    """
+    Open (creating it 0644 if missing) the file ``path`` read-write WITHOUT following a symlink
+    and return the descriptor. Anything but a regular file with one link owned by this
+    account (root) raises CommandExecutionError: nothing another account planted is used.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise CommandExecutionError(
+            f"conda_env: cannot open {path} ({exc.strerror}; a symlink there is refused): remove it"
+        )
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_nlink != 1:
+        os.close(fd)
+        raise CommandExecutionError(
+            f"conda_env: {path} is not a regular file with one link owned by uid {os.geteuid()}: "
+            "refusing to use it; remove it and apply again"
+        )
+    return fd
+
+
+def _write_private(path, write):
+    """
+    Replace ``path`` atomically with what ``write(handle)`` writes to a new temporary file
+    (created exclusively, mode 0644) in the same directory: a symlink at ``path`` is replaced,
+    never followed.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd_, tmp = tempfile.mkstemp(prefix=".conda_env-tmp-", dir=directory)
+    try:
+        os.fchmod(fd_, 0o644)
+        with os.fdopen(fd_, "w") as fh_:
+            write(fh_)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _fetch(source, saltenv):
     """Local path of ``source`` (local path or any URL ``cp.cache_file`` understands)."""
     if os.path.isabs(source):
         if not os.path.isfile(source):
             raise CommandExecutionError(f"conda_env: file not found: {source}")
+        _trusted(source, "spec", hint=_KEEP_IN_STATE_TREE)
         return source
     if "://" not in source:
         raise SaltInvocationError(
@@ -486,18 +542,14 @@ def _write_lock(path, spec, records):
         "# applied from it gets these builds. Re-record with: salt-call conda_env.lock SPEC LOCK\n"
     )
     directory = os.path.dirname(os.path.abspath(path))
+    _trusted(directory, "lock directory", missing_ok=True, hint=_KEEP_IN_STATE_TREE)
     os.makedirs(directory, exist_ok=True)
-    fd_, tmp = tempfile.mkstemp(prefix=".conda_env-lock-", dir=directory)
-    try:
-        with os.fdopen(fd_, "w") as fh_:
-            fh_.write(header)
-            yaml.safe_dump(data, fh_, sort_keys=False, default_flow_style=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    def write(fh_):
+        fh_.write(header)
+        yaml.safe_dump(data, fh_, sort_keys=False, default_flow_style=False)
+
+    _write_private(path, write)
 
 
 def _lock_location(lock_file, saltenv):
@@ -505,6 +557,7 @@ def _lock_location(lock_file, saltenv):
     if not lock_file:
         return None, False
     if os.path.isabs(lock_file):
+        _trusted(lock_file, "lock", missing_ok=True, hint=_KEEP_IN_STATE_TREE)
         return lock_file, True
     if "://" in lock_file:
         cached = __salt__["cp.cache_file"](lock_file, saltenv)
@@ -575,8 +628,7 @@ def _read_marker(prefix):
 def _write_marker(prefix, data):
     path = os.path.join(prefix, "conda-meta", MARKER)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with salt.utils.files.fopen(path, "w") as fh_:
-        yaml.safe_dump(data, fh_, sort_keys=True)
+    _write_private(path, lambda fh_: yaml.safe_dump(data, fh_, sort_keys=True))
 
 
 # --------------------------------------------------------------------------------------------
@@ -824,7 +876,10 @@ def install(
     args = (name, spec, lock_file, root, pkgs_dir, pip_args, frozen, saltenv, channels, dependencies, pip)
     if test:
         return _changes(_plan(*args))
-    with _prefix_lock(resolve_prefix(name, root)):
+    prefix = resolve_prefix(name, root)
+    _trusted(prefix, "environment prefix", missing_ok=True)
+    _trusted(_pkgs_dir(root, pkgs_dir), "package cache", missing_ok=True)
+    with _prefix_lock(prefix):
         return _apply(_plan(*args))
 
 
@@ -836,9 +891,10 @@ def _prefix_lock(prefix, timeout=600):
     do not change one environment at the same time.
     """
     parent, base = os.path.split(prefix.rstrip("/"))
+    _trusted(parent, "directory of the environment", missing_ok=True)
     os.makedirs(parent, exist_ok=True)
     path = os.path.join(parent, f".{base}.conda_env-lock")
-    with salt.utils.files.fopen(path, "a") as fh_:
+    with os.fdopen(_open_private(path), "a") as fh_:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -882,6 +938,7 @@ def lock(
     """
     if not lock_file or not os.path.isabs(lock_file):
         raise SaltInvocationError("conda_env.lock: lock_file must be an absolute local path")
+    _trusted(lock_file, "lock", missing_ok=True, hint=_KEEP_IN_STATE_TREE)
     parsed = parse_spec(spec, channels, dependencies, pip, saltenv)
     old = _read_lock(lock_file) if os.path.isfile(lock_file) else None
     records = _solve(parsed, _pkgs_dir(root, pkgs_dir), locked=None if update or not old else old.records)

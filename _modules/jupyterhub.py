@@ -532,10 +532,18 @@ def write_secret(path, nbytes=32, template="{secret}\n", user="root", group="roo
 
 def salt_call_command():
     """
-    How a systemd unit runs ``salt-call`` the way this minion runs: ``{"cwd": ..., "argv": [...]}``.
+    How a systemd unit runs ``salt-call`` the way this minion runs: ``{"cwd": ..., "argv": [...],
+    "trusted": [...]}``.
 
     Masterless from a checkout of this repository (``conf/minion`` there): the checkout's root, so
     that its ``Saltfile`` applies. Otherwise ``/`` and the ``salt-call`` next to this Python.
+
+    A root timer runs code from the checkout and from Salt's Python environment: both (everything
+    in them, and every directory above them) must be owned by root and writable by root only,
+    else an account that can write there gets root at the next run. This raises
+    ``CommandExecutionError`` naming the offending path and the fix when they are not.
+    ``trusted`` lists them, for the unit to check again before it runs anything
+    (``trusted_path.py --recurse``).
 
     CLI Example:
 
@@ -545,8 +553,17 @@ def salt_call_command():
     """
     salt_call = os.path.join(os.path.dirname(sys.executable), "salt-call")
     conf_dir = os.path.dirname(os.path.abspath(__opts__["conf_file"]))
+    cwd = "/"
     if __opts__.get("file_client") == "local" and os.path.isfile(
         os.path.join(os.path.dirname(conf_dir), "Saltfile")
     ):
-        return {"cwd": os.path.dirname(conf_dir), "argv": [salt_call]}
-    return {"cwd": "/", "argv": [salt_call]}
+        cwd = os.path.dirname(conf_dir)
+    trusted = ([cwd] if cwd != "/" else []) + [os.path.abspath(sys.prefix)]
+    for path in trusted:
+        __salt__["trusted_path.check"](
+            path,
+            recurse=True,
+            what="the env-update timer runs salt-call as root from",
+            hint="keep the checkout and Salt's venv in directories only root can write",
+        )
+    return {"cwd": cwd, "argv": [salt_call], "trusted": trusted}

@@ -3,6 +3,16 @@
 # A timer that checks the hub environment against the reviewed lock in this state tree: it logs
 # what an update would change and applies it only when update_timer:unattended is true. Nothing
 # is ever upgraded beyond the lock.
+# The script runs salt-call as root from this checkout / Salt venv: salt_call_command refuses
+# (render error naming the path) unless only root can change them, and the script checks them
+# again with jupyterhub-trust-check (system Python, nothing imported from the checked paths)
+# before every run.
+jupyterhub-env-update-trust-check-installed:
+  file.managed:
+    - name: /usr/local/sbin/jupyterhub-trust-check
+    - source: salt://_modules/trusted_path.py
+    - mode: "0755"
+
 jupyterhub-env-update-script-installed:
   file.managed:
     - name: /usr/local/sbin/jupyterhub-env-update
@@ -13,6 +23,9 @@ jupyterhub-env-update-script-installed:
     - context:
         unattended: {{ timer.unattended | json }}
         salt_call: {{ salt["jupyterhub.salt_call_command"]() | json }}
+        trust_check: /usr/local/sbin/jupyterhub-trust-check
+    - require:
+      - file: jupyterhub-env-update-trust-check-installed
 
 jupyterhub-env-update-units-installed:
   file.managed:

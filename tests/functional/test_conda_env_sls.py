@@ -210,7 +210,11 @@ def test_apply_hub_and_cluster_env_then_update_script(loaders_for, tmp_path, cha
         text = loaders.modules.file.apply_template_on_contents(
             (REPO / "salt/jupyterhub/files/conda/env-update.sh.j2").read_text(),
             template="jinja",
-            context={"salt_call": {"cwd": str(tmp_path), "argv": salt_call}, "unattended": unattended},
+            context={
+                "salt_call": {"cwd": str(tmp_path), "argv": salt_call, "trusted": [str(tmp_path)]},
+                "trust_check": str(REPO / "_modules/trusted_path.py"),
+                "unattended": unattended,
+            },
             defaults=None,
             saltenv="base",
         )

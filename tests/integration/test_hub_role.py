@@ -296,6 +296,23 @@ def test_env_update_timer_only_reports_by_default(hub):
     assert hub.read_file("/opt/jupyterhub/venv/requirements.lock") == lock
 
 
+def test_env_update_timer_refuses_a_checkout_others_can_write(hub):
+    """A group-writable directory in the checkout: the root timer runs nothing and says why."""
+    hub.run(["chmod", "g+w", "/srv/formula/_modules"])
+    try:
+        hub.run(["journalctl", "--rotate"], check=False)
+        since = hub.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+        started = hub.run(["systemctl", "start", "jupyterhub-env-update.service"], check=False, timeout=600)
+        log = hub.run(["journalctl", "-u", "jupyterhub-env-update.service", "--since", since,
+                       "--no-pager", "-o", "cat"]).stdout
+    finally:
+        hub.run(["chmod", "g-w", "/srv/formula/_modules"])
+    assert started.returncode != 0
+    assert "/srv/formula/_modules is writable by group (mode 0775)" in log, log[-3000:]
+    assert "chmod go-w /srv/formula/_modules" in log and "REFUSING to run salt-call" in log
+    assert "Checking the hub environment" not in log
+
+
 def test_bad_pillar_names_the_key_and_changes_nothing(hub, test_network):
     before = hashlib.sha256(hub.read_file("/etc/jupyterhub/settings.json").encode()).hexdigest()
     pillar = dev_pillar(test_network)

@@ -215,7 +215,7 @@ def _send_formula(extract_argv, repo=REPO):
 
 def template_key(repo=REPO):
     digest = hashlib.sha256()
-    for name in ("bootstrap.sh", "requirements/salt.lock"):
+    for name in ("bootstrap.sh", "requirements/pip.lock", "requirements/build.lock", "requirements/salt.lock"):
         digest.update((repo / name).read_bytes())
     return digest.hexdigest()[:16]
 

@@ -4,6 +4,7 @@ functional tests do not reach). The real solver/installer runs in tests/function
 """
 
 import importlib.util
+import os
 import sys
 import types
 
@@ -22,6 +23,7 @@ def _load(name, path):
 
 
 mod = _load("conda_env_module", REPO / "_modules/conda_env.py")
+trusted_path = _load("trusted_path_module", REPO / "_modules/trusted_path.py")
 state = _load("conda_env_state", REPO / "_states/conda_env.py")
 
 
@@ -65,6 +67,7 @@ def configure_loader_modules(opts, cache_file, tmp_path):
             "__salt__": {
                 "config.get": lambda key, default=None: config.get(key, default),
                 "cp.cache_file": cache_file,
+                "trusted_path.check": trusted_path.check,
             },
         },
         state: {"__opts__": opts, "__salt__": {}, "__env__": "base"},
@@ -361,3 +364,92 @@ def test_prefix_lock_serializes_applies(tmp_path):
                 pass
     with mod._prefix_lock(prefix, timeout=0):
         assert (tmp_path / "envs/.jh.conda_env-lock").exists()
+
+
+# ---- trust: root never uses a lock/spec, or writes next to an environment, where others can ----
+
+NOBODY = 65534
+
+
+def _plant(tmp_path, mode=0o775):
+    """A shared directory with a root-owned lock in it, writable by its group (mode)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, mode)
+    lock = shared / "jh.lock.yml"
+    lock.write_text("version: 1\n")
+    return shared, lock
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (files of other owners)")
+def test_lock_in_a_group_writable_directory_is_refused(tmp_path):
+    shared, lock = _plant(tmp_path)
+    with pytest.raises(CommandExecutionError) as err:
+        mod.install(str(tmp_path / "env"), channels=["file:///nowhere"], dependencies=["alpha"],
+                    lock_file=str(lock), test=True)
+    text = str(err.value)
+    assert f"conda_env: lock {lock} cannot be trusted by root: {shared} is writable by group" in text
+    assert f"chmod go-w {shared}" in text and "keep it in the state tree (salt://...)" in text
+    # a missing lock that would be recorded there: refused as well
+    with pytest.raises(CommandExecutionError, match="writable by group"):
+        mod.lock(channels=["file:///nowhere"], dependencies=["alpha"], lock_file=str(shared / "new.lock.yml"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (files of other owners)")
+def test_spec_of_another_account_is_refused(tmp_path):
+    spec = tmp_path / "env.yml"
+    spec.write_text("channels: [c]\ndependencies: [a]\n")
+    assert mod.parse_spec(str(spec))["dependencies"] == ["a"]
+    os.chown(spec, NOBODY, 0)
+    with pytest.raises(CommandExecutionError, match=f"conda_env: spec {spec} .* owned by uid {NOBODY}"):
+        mod.parse_spec(str(spec))
+
+
+def test_lock_reached_through_a_symlink_into_a_writable_directory_is_refused(tmp_path):
+    shared, lock = _plant(tmp_path, mode=0o777)
+    trusted = tmp_path / "etc"
+    trusted.mkdir()
+    (trusted / "jh.lock.yml").symlink_to(lock)
+    with pytest.raises(CommandExecutionError, match=f"reached through the symlink {trusted}/jh.lock.yml"):
+        mod._lock_location(str(trusted / "jh.lock.yml"), "base")
+
+
+def test_prefix_lock_refuses_a_planted_symlink(tmp_path):
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    victim = tmp_path / "victim"
+    (envs / ".jh.conda_env-lock").symlink_to(victim)
+    with pytest.raises(CommandExecutionError, match="a symlink there is refused"):
+        with mod._prefix_lock(str(envs / "jh"), timeout=0):
+            pass
+    assert not victim.exists(), "root created nothing through the link"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (files of other owners)")
+def test_prefix_lock_refuses_a_file_of_another_account_and_a_writable_parent(tmp_path):
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    planted = envs / ".jh.conda_env-lock"
+    planted.write_text("")
+    os.chown(planted, NOBODY, 0)
+    with pytest.raises(CommandExecutionError, match="not a regular file with one link owned by uid 0"):
+        with mod._prefix_lock(str(envs / "jh"), timeout=0):
+            pass
+    planted.unlink()
+    os.chmod(envs, 0o1777)  # sticky /tmp-like: still no place for root's environments
+    with pytest.raises(CommandExecutionError, match=f"directory of the environment {envs} .*chmod go-w {envs}"):
+        with mod._prefix_lock(str(envs / "jh"), timeout=0):
+            pass
+
+
+def test_marker_write_replaces_a_planted_symlink_never_follows_it(tmp_path):
+    prefix = tmp_path / "env"
+    (prefix / "conda-meta").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    (prefix / "conda-meta" / mod.MARKER).symlink_to(victim)
+    mod._write_marker(str(prefix), {"spec_sha256": "x", "pip": []})
+    assert victim.read_text() == "untouched\n"
+    marker = prefix / "conda-meta" / mod.MARKER
+    assert not marker.is_symlink() and mod._read_marker(str(prefix)) == {"spec_sha256": "x", "pip": []}
+    assert oct(marker.stat().st_mode & 0o777) == "0o644"

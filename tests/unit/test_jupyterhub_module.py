@@ -238,3 +238,57 @@ def test_write_secret_is_private_and_random(tmp_path):
     assert text != second.read_text()
     assert stat.S_IMODE(first.stat().st_mode) == 0o600
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-secret")]
+
+
+# ---- salt_call_command: what the root timer runs must be root's alone ------------------------
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A masterless checkout (Saltfile + conf/minion) and a Salt venv, both root's (0755)."""
+    from tests.unit.conftest import _load
+
+    trusted_path = _load("trusted_path_module", jh.__file__.replace("jupyterhub.py", "trusted_path.py"))
+    repo = tmp_path / "srv" / "salt-jupyterhub"
+    (repo / "conf").mkdir(parents=True)
+    (repo / "Saltfile").write_text("salt-call: {local: true}\n")
+    (repo / "conf" / "minion").write_text("file_client: local\n")
+    venv = tmp_path / "opt" / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    monkeypatch.setattr(jh.sys, "executable", str(venv / "bin" / "python"))
+    monkeypatch.setattr(jh.sys, "prefix", str(venv))
+    monkeypatch.setitem(jh.__opts__, "conf_file", str(repo / "conf" / "minion"))
+    monkeypatch.setitem(jh.__opts__, "file_client", "local")
+    monkeypatch.setitem(jh.__salt__, "trusted_path.check", trusted_path.check)
+    return repo, venv
+
+
+def test_salt_call_command_runs_from_a_root_only_checkout(checkout):
+    repo, venv = checkout
+    assert jh.salt_call_command() == {
+        "cwd": str(repo),
+        "argv": [str(venv / "bin" / "salt-call")],
+        "trusted": [str(repo), str(venv)],
+    }
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (files of other owners)")
+@pytest.mark.parametrize(
+    "change,component,reason",
+    [
+        (lambda repo, venv: os.chmod(repo.parent, 0o775), "{repo.parent}", "writable by group"),
+        (lambda repo, venv: os.chown(repo / "conf" / "minion", 65534, 0), "{repo}/conf/minion", "owned by uid 65534"),
+        (lambda repo, venv: os.chmod(venv / "bin", 0o777), "{venv}/bin", "writable by group and others"),
+    ],
+    ids=["parent-group-writable", "config-of-a-user", "venv-bin-world-writable"],
+)
+def test_salt_call_command_refuses_what_others_can_change(checkout, change, component, reason):
+    repo, venv = checkout
+    change(repo, venv)
+    with pytest.raises(CommandExecutionError) as err:
+        jh.salt_call_command()
+    text = str(err.value)
+    assert "the env-update timer runs salt-call as root from" in text
+    assert f"{component.format(repo=repo, venv=venv)} is {reason}" in text
+    assert "keep the checkout and Salt's venv in directories only root can write" in text
