@@ -35,14 +35,21 @@ new MutationObserver(() => {
 """
 
 
-def _playwright():
+@pytest.fixture(scope="module")
+def sync_playwright():
+    """Playwright's sync API, or a skip where chromium or Playwright is missing (a failure in CI)."""
+    reason = None
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        return None, "the Playwright package is not installed (./bootstrap.sh --tests installs it)"
-    if not os.access(CHROMIUM, os.X_OK):
-        return None, f"{CHROMIUM} is not installed (./bootstrap.sh --tests installs Debian's chromium)"
-    return sync_playwright, None
+        reason = "the Playwright package is not installed (./bootstrap.sh --tests installs it)"
+    if not reason and not os.access(CHROMIUM, os.X_OK):
+        reason = f"{CHROMIUM} is not installed (./bootstrap.sh --tests installs Debian's chromium)"
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser test: {reason}")
+    if reason:
+        pytest.skip(reason)
+    return sync_playwright
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +61,7 @@ def shots(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def demo(make_host):
+def demo(sync_playwright, make_host):  # no host is booted where the browser test is skipped
     host = make_host("browser")
     started = time.monotonic()
     setup = host.run(["/srv/formula/bin/setup"], timeout=1800)  # the README's command
@@ -68,12 +75,7 @@ def demo(make_host):
 
 
 @pytest.fixture(scope="module")
-def page(demo, shots):
-    sync_playwright, reason = _playwright()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser test: {reason}")
-        pytest.skip(reason)
+def page(sync_playwright, demo, shots):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(ignore_https_errors=True, viewport=VIEWPORT)  # self-signed
