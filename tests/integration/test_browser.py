@@ -123,8 +123,22 @@ def see(page, selector, text, timeout=WAIT, what=None):
                          f"--- screenshot: {saved}")
 
 
+def goto(page, path):
+    """Open a page of the hub. Chromium aborts a load with net::ERR_NETWORK_CHANGED when any network
+    interface of the machine changes (e.g. another test run adds its bridge): load it again then."""
+    from playwright.sync_api import Error
+
+    for attempt in range(5):
+        try:
+            return page.goto(f"{page.base}{path}")
+        except Error as exc:
+            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == 4:
+                raise
+            page.wait_for_timeout(1000)
+
+
 def open_form(page):
-    page.goto(f"{page.base}/hub/spawn")
+    goto(page, "/hub/spawn")
     see(page, "#spawn_form", "Queue", what="the spawn form")
 
 
@@ -138,7 +152,7 @@ def submit(page):
 
 
 def test_login_shows_the_resource_form(demo, page):
-    page.goto(f"{page.base}/")
+    goto(page, "/")
     see(page, "form", "Password", what="the login form")
     page.fill("#username_input", "demo")
     page.fill("#password_input", demo.password)
@@ -219,7 +233,7 @@ def test_a_server_starts_runs_a_cell_and_stops(demo, page):
     shot(page, "3-lab")
     assert re.search(r"\sdemo\s+r\s.*@browser", demo.run(["qstat", "-u", "demo"]).stdout)
 
-    page.goto(f"{page.base}/hub/home")
+    goto(page, "/hub/home")
     see(page, "#stop", "Stop My Server", what="the stop button")
     page.click("#stop")
     see(page, "#start", "Start My Server", timeout=120_000, what="the server stopped")
