@@ -4,7 +4,9 @@
 #   ./bootstrap.sh            system packages + the Salt venv (salt, cryptography, py-rattler, ...)
 #   ./bootstrap.sh --tests    also the packages the integration tests use on the machine
 #                             (systemd-nspawn, debootstrap, nftables, openssl, curl) and a venv
-#                             of the hub's packages + pytest for tests/hubenv ($JHSALT_HUBENV)
+#                             of the hub's packages + pytest for tests/hubenv ($JHSALT_HUBENV),
+#                             chromium + Playwright (requirements/browser-tests.lock) for the
+#                             real-browser test
 #
 # The venv lives in $JHSALT_VENV (default /opt/salt-jupyterhub/venv). A second run changes nothing:
 # apt is only called for missing packages and pip only when a lock changed.
@@ -24,7 +26,7 @@ buildlock="$here/requirements/build.lock"
 # gcc + python3-dev: salt's dependency timelib has no wheel and builds from source.
 pkgs="python3 python3-venv python3-dev gcc ca-certificates"
 if [ "${1:-}" = "--tests" ]; then
-    pkgs="$pkgs systemd-container debootstrap nftables iproute2 openssl curl git"
+    pkgs="$pkgs systemd-container debootstrap nftables iproute2 openssl curl git chromium"
 fi
 
 missing=""
@@ -62,6 +64,16 @@ if [ "${1:-}" = "--tests" ]; then
         "$hubenv/bin/python" -m pip install --no-input -q --require-hashes -r "$piplock"
         "$hubenv/bin/python" -m pip install --no-input -q --require-hashes -r "$hublock"
         echo "$want" > "$hubenv/.lock.sha256"
+    fi
+fi
+# --tests: Playwright (its driver only: it runs Debian's chromium) for tests/integration/test_browser.py
+if [ "${1:-}" = "--tests" ]; then
+    browserlock="$here/requirements/browser-tests.lock"
+    want=$(sha256sum "$browserlock" | cut -d' ' -f1)
+    if [ "$(cat "$venv/.browser-lock.sha256" 2>/dev/null || true)" != "$want" ]; then
+        echo "bootstrap: installing $browserlock into $venv"
+        "$venv/bin/python" -m pip install --no-input -q --require-hashes --no-deps -r "$browserlock"
+        echo "$want" > "$venv/.browser-lock.sha256"
     fi
 fi
 echo "bootstrap: ok ($("$venv/bin/salt-call" --version))"

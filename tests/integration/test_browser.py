@@ -1,0 +1,243 @@
+"""The single-host demo (bin/setup) in a real browser, as its user sees it: Debian's chromium driven
+by Playwright logs in as `demo` over https, fills the resource form, watches Grid Engine's progress
+messages, runs a cell in JupyterLab and stops the server from the hub's home page; a refused field
+and a job Grid Engine refuses show their reasons on the page.
+
+Screenshots of each step go to $JHSALT_SCREENSHOTS (e.g. docs/screenshots, shown in README.md) or
+to a temporary folder; on a failure the page is saved there too (the message names the file).
+
+Tests run in order on one module-scoped host and one browser page.
+"""
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+# Debian's chromium as root on a machine whose only network is the test bridge (no sandbox: root)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 800}
+WAIT = 60_000  # ms: a page, a form answer
+TIMINGS = {}
+# kept across page loads (sessionStorage): every progress message the spawn page showed, so the
+# test sees them even when the page has already moved on to JupyterLab
+RECORD_PROGRESS = """
+new MutationObserver(() => {
+  const log = document.getElementById("progress-log");
+  if (log && log.innerText) sessionStorage.setItem("jhsalt-progress", log.innerText);
+}).observe(document, {childList: true, subtree: true, characterData: true});
+"""
+
+
+@pytest.fixture(scope="module")
+def sync_playwright():
+    """Playwright's sync API, or a skip where chromium or Playwright is missing (a failure in CI)."""
+    reason = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "the Playwright package is not installed (./bootstrap.sh --tests installs it)"
+    if not reason and not os.access(CHROMIUM, os.X_OK):
+        reason = f"{CHROMIUM} is not installed (./bootstrap.sh --tests installs Debian's chromium)"
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser test: {reason}")
+    if reason:
+        pytest.skip(reason)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    """Folder of the screenshots: $JHSALT_SCREENSHOTS or a temporary one."""
+    folder = Path(os.environ.get("JHSALT_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def demo(sync_playwright, make_host):  # no host is booted where the browser test is skipped
+    host = make_host("browser")
+    started = time.monotonic()
+    setup = host.run(["/srv/formula/bin/setup"], timeout=1800)  # the README's command
+    TIMINGS["bin/setup"] = time.monotonic() - started
+    match = re.search(r"Log in as 'demo' with the password '([0-9a-f]+)'", setup.stdout)
+    assert match, setup.stdout[-3000:]
+    host.password = match.group(1)
+    yield host
+    host.stop()
+    print("\nbrowser test timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in TIMINGS.items()))
+
+
+@pytest.fixture(scope="module")
+def page(sync_playwright, demo, shots):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(ignore_https_errors=True, viewport=VIEWPORT)  # self-signed
+        context.set_default_timeout(WAIT)
+        context.add_init_script(RECORD_PROGRESS)
+        page = context.new_page()
+        page.shots = shots
+        page.base = f"https://{demo.ip}"
+        yield page
+        context.close()
+        browser.close()
+
+
+def shot(page, name):
+    path = page.shots / f"{name}.png"
+    page.screenshot(path=path)
+    return path
+
+
+def see(page, selector, text, timeout=WAIT, what=None):
+    """Wait until the element `selector` shows `text` (a regex): its text; else fail with the page's
+    text and a screenshot."""
+    from playwright.sync_api import Error
+
+    pattern = re.compile(text)
+    deadline = time.monotonic() + timeout / 1000
+    shown = ""
+    while time.monotonic() < deadline:
+        try:
+            element = page.locator(selector).first
+            element.wait_for(state="visible", timeout=5_000)
+            shown = element.inner_text(timeout=5_000)
+            if pattern.search(shown):
+                return shown
+        except Error:  # not there yet, or the page is loading the next one
+            pass
+        page.wait_for_timeout(500)
+    try:
+        body = page.locator("body").inner_text(timeout=5_000)
+        saved = shot(page, f"failed-{re.sub(r'[^a-z0-9]+', '-', (what or text).lower())[:40]}")
+    except Error as exc:
+        body, saved = f"(page not readable: {exc})", None
+    raise AssertionError(f"timed out after {timeout / 1000:.0f} s waiting for {what or text!r} in {selector} "
+                         f"at {page.url}\n--- {selector} ---\n{shown}\n--- page ---\n{body[-3000:]}\n"
+                         f"--- screenshot: {saved}")
+
+
+def goto(page, path):
+    """Open a page of the hub. Chromium aborts a load with net::ERR_NETWORK_CHANGED when any network
+    interface of the machine changes (e.g. another test run adds its bridge): load it again then."""
+    from playwright.sync_api import Error
+
+    for attempt in range(5):
+        try:
+            return page.goto(f"{page.base}{path}")
+        except Error as exc:
+            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == 4:
+                raise
+            page.wait_for_timeout(1000)
+
+
+def open_form(page):
+    goto(page, "/hub/spawn")
+    see(page, "#spawn_form", "Queue", what="the spawn form")
+
+
+def fill_form(page, **values):
+    for name, value in values.items():
+        page.fill(f"#sge-{name}", str(value))
+
+
+def submit(page):
+    page.locator("#spawn_form button[type=submit]").click()
+
+
+def test_login_shows_the_resource_form(demo, page):
+    goto(page, "/")
+    see(page, "form", "Password", what="the login form")
+    page.fill("#username_input", "demo")
+    page.fill("#password_input", demo.password)
+    page.click("#login_submit")
+    see(page, "#spawn_form", "Queue", what="the spawn form after logging in")
+    for field, label in [("queue", "Queue"), ("slots", "Slots"), ("ram", "RAM"), ("runtime", "Run time")]:
+        assert label in page.locator(f"label[for=sge-{field}]").inner_text()
+        assert page.locator(f"#sge-{field}").is_visible(), field
+    assert page.input_value("#sge-queue") == "all.q"
+    assert page.input_value("#sge-runtime") == "08:00:00"
+    shot(page, "1-form")
+
+
+def test_the_browser_refuses_more_slots_than_the_form_allows(page):
+    open_form(page)
+    fill_form(page, slots=99)
+    submit(page)
+    message = page.eval_on_selector("#sge-slots", "e => e.validationMessage")
+    assert "8" in message, message  # the form's max
+    assert page.url.endswith("/hub/spawn"), page.url  # nothing was sent
+
+
+def test_a_refused_field_shows_its_message_on_the_form(page):
+    open_form(page)
+    fill_form(page, slots=1, runtime="99:00:00")
+    submit(page)
+    see(page, ".spawn-error-msg", r"runtime: 99:00:00 is longer than the maximum 72:00:00",
+        what="the run time refusal")
+    see(page, "#spawn_form", "Queue", what="the form again")
+    shot(page, "4-field-error")
+
+
+def test_a_job_grid_engine_refuses_shows_its_reason(demo, page):
+    demo.run(["qmod", "-d", "all.q"])  # no slot anywhere: `qsub -now yes` is refused at once
+    try:
+        open_form(page)
+        submit(page)
+        see(page, ".spawn-error-msg, #progress-message", r"Grid Engine refused the job: .*could not be scheduled",
+            what="Grid Engine's refusal")
+        shot(page, "5-grid-engine-refusal")
+    finally:
+        demo.run(["qmod", "-e", "all.q"])
+    assert "jupyterhub" not in demo.run(["qstat", "-u", "demo"]).stdout
+
+
+def test_a_server_starts_runs_a_cell_and_stops(demo, page):
+    open_form(page)
+    started = time.monotonic()
+    submit(page)
+    see(page, "#progress-log, #progress-message", r"Job \d+ submitted|running on", what="the progress page")
+    try:  # the page moves on to JupyterLab within seconds: a best-effort picture of the progress
+        page.evaluate("document.getElementById('progress-details').open = true")
+        see(page, "#progress-log", r"starting Jupyter", timeout=30_000, what="starting Jupyter")
+        shot(page, "2-progress")
+    except Exception as exc:  # noqa: BLE001 - the assertions below do not depend on it
+        print(f"no progress screenshot: {exc}"[:300])
+    page.wait_for_url(re.compile(r"/user/demo/lab"), timeout=300_000)
+    TIMINGS["form to JupyterLab"] = time.monotonic() - started
+    progress = page.evaluate("sessionStorage.getItem('jhsalt-progress')") or ""
+    for said in [r"Submitting the job \(.*queue=all\.q", r"Submitting the job \(.*runtime=08:00:00", r"Job \d+ submitted",
+                 r"Job \d+ is running on browser; starting Jupyter"]:
+        assert re.search(said, progress), f"{said!r} not among the progress messages:\n{progress}"
+
+    see(page, ".jp-LauncherCard", "Python 3", timeout=120_000, what="the JupyterLab launcher")
+    page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
+    # a cell run before the kernel is connected is not run at all: wait for it
+    see(page, "#jp-main-statusbar", r"Python 3 \(ipykernel\) \| Idle", timeout=120_000, what="the kernel")
+    news = page.get_by_role("button", name="No", exact=True)  # JupyterLab asks once about its news
+    if news.is_visible():
+        news.click()
+    editor = page.locator(".jp-NotebookPanel:visible .jp-Cell .cm-content").first
+    editor.click()
+    page.keyboard.type("print(6*7)")
+    page.keyboard.press("Shift+Enter")
+    see(page, ".jp-NotebookPanel:visible .jp-OutputArea-output", r"^\s*42\s*$", timeout=120_000,
+        what="the cell's output 42")
+    TIMINGS["form to a cell's output"] = time.monotonic() - started
+    shot(page, "3-lab")
+    assert re.search(r"\sdemo\s+r\s.*@browser", demo.run(["qstat", "-u", "demo"]).stdout)
+
+    goto(page, "/hub/home")
+    see(page, "#stop", "Stop My Server", what="the stop button")
+    page.click("#stop")
+    see(page, "#start", "Start My Server", timeout=120_000, what="the server stopped")
+    deadline = time.monotonic() + 60
+    while "demo" in demo.run(["qstat", "-u", "demo"]).stdout:
+        assert time.monotonic() < deadline, "the job is still in the queue a minute after the stop"
+        time.sleep(1)
