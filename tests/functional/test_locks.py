@@ -20,6 +20,7 @@ LOCKS = [
     "requirements/build.lock",
     "requirements/salt.lock",
     "requirements/hubenv-tests.lock",
+    "requirements/browser-tests.lock",
     "salt/jupyterhub/files/hub-requirements.lock",
 ]
 
