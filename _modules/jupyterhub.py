@@ -14,6 +14,7 @@ import logging
 import os
 import pwd
 import secrets
+import socket
 import sys
 import tempfile
 
@@ -170,6 +171,37 @@ def cluster_address(cidr):
         f"(its addresses: {', '.join(addresses) or 'none'}); set cluster_net_cidr to the "
         "network the worker nodes reach this host on"
     )
+
+
+def sge_host_aliases(qmaster):
+    """
+    The line for Grid Engine's ``<root>/<cell>/common/host_aliases`` on the qmaster host
+    ``qmaster``, or ``""`` when the host needs none.
+
+    Where the host's own name resolves to a loopback address (``127.0.1.1 <fqdn> <host>``: the
+    Debian installer with DHCP, Debian's cloud images), every local client (``qconf``, the execd)
+    connects to the qmaster from 127.0.0.1, which Grid Engine resolves to ``localhost`` and
+    refuses (``local host name error``). ``<qmaster> localhost`` makes both the same host; it
+    must be in place before the qmaster first starts. Resolves like Grid Engine (the first IPv4
+    address of the name). Raises ``CommandExecutionError`` when the name does not resolve.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call jupyterhub.sge_host_aliases demo
+    """
+    try:
+        address = socket.gethostbyname(qmaster)
+    except OSError as exc:
+        raise CommandExecutionError(
+            f"jupyterhub:sge:qmaster: the qmaster host name {qmaster!r} does not resolve on this "
+            f"host ({exc}); add it to /etc/hosts or DNS, or set jupyterhub:sge:qmaster to this "
+            "host's name"
+        ) from exc
+    if ipaddress.ip_address(address).is_loopback:
+        return f"{qmaster} localhost"
+    return ""
 
 
 def computed(config):

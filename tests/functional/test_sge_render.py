@@ -2,9 +2,27 @@
 nothing is applied), take their objects from pillar, and refuse bad pillar. The module and states
 themselves run against a real cell in tests/integration/test_sge_cell.py."""
 
+import socket
+
 import pytest
 
 BASE = {"cluster_net_cidr": "0.0.0.0/0"}
+# how the test's host names resolve (jupyterhub.sge_host_aliases looks the qmaster up)
+ADDRESSES = {"qm1": "192.0.2.1", "node1": "192.0.2.2", "node2": "192.0.2.3", "demo": "127.0.1.1"}
+
+
+@pytest.fixture(autouse=True)
+def resolver(monkeypatch):
+    real = socket.gethostbyname
+
+    def gethostbyname(name):
+        if name in ADDRESSES:
+            return ADDRESSES[name]
+        if name.startswith("nosuch"):
+            raise socket.gaierror(-2, "Name or service not known")
+        return real(name)
+
+    monkeypatch.setattr(socket, "gethostbyname", gethostbyname)
 
 
 def show(loaders, sls, **sge):
@@ -113,3 +131,23 @@ def test_bad_pillar_is_refused(make_loaders, sge, needle):
 
 def test_submit_hosts_without_pillar_is_empty(make_loaders):
     assert show(make_loaders(), "jupyterhub.sge.submit_hosts") == {}
+
+
+def test_cell_on_a_host_whose_name_is_on_loopback_aliases_localhost_before_the_qmaster_starts(make_loaders):
+    rendered = show(make_loaders(host="demo"), "jupyterhub.sge.cell", qmaster="")
+    fun, aliases = args(rendered, "jupyterhub-sge-loopback-name-aliased")
+    assert (fun, aliases["name"], aliases["contents"]) == (
+        "file.managed", "/var/lib/gridengine/default/common/host_aliases", "demo localhost")
+    assert {"file": "jupyterhub-sge-loopback-name-aliased"} in args(
+        rendered, "jupyterhub-sge-qmaster-installed")[1]["require"]
+
+
+def test_cell_on_a_host_with_a_real_address_has_no_aliases(make_loaders):
+    rendered = show(make_loaders(host="qm1"), "jupyterhub.sge.cell")
+    assert "jupyterhub-sge-loopback-name-aliased" not in rendered
+
+
+def test_cell_with_an_unresolvable_qmaster_stops_before_anything_is_applied(make_loaders):
+    rendered = show(make_loaders(host="qm1"), "jupyterhub.sge.cell", qmaster="nosuchqm")
+    assert isinstance(rendered, list), rendered  # a render error: no state runs
+    assert "jupyterhub:sge:qmaster: the qmaster host name 'nosuchqm' does not resolve" in " ".join(rendered)

@@ -164,3 +164,21 @@ def test_write_secret_is_private_and_random(tmp_path):
     assert text != second.read_text()
     assert stat.S_IMODE(first.stat().st_mode) == 0o600
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-secret")]
+
+
+@pytest.mark.parametrize(
+    "address, expected",
+    [("127.0.1.1", "demo localhost"), ("127.0.0.1", "demo localhost"), ("10.1.2.3", "")],
+)
+def test_sge_host_aliases_map_localhost_only_for_a_loopback_name(monkeypatch, address, expected):
+    monkeypatch.setattr(jh.socket, "gethostbyname", lambda name: address)
+    assert jh.sge_host_aliases("demo") == expected
+
+
+def test_sge_host_aliases_of_an_unresolvable_qmaster_is_a_clear_error(monkeypatch):
+    def fail(name):
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(jh.socket, "gethostbyname", fail)
+    with pytest.raises(CommandExecutionError, match=r"jupyterhub:sge:qmaster: .*'nosuch' does not resolve"):
+        jh.sge_host_aliases("nosuch")
