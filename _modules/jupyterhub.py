@@ -173,35 +173,43 @@ def cluster_address(cidr):
     )
 
 
-def sge_host_aliases(qmaster):
+def sge_qmaster(qmaster):
     """
-    The line for Grid Engine's ``<root>/<cell>/common/host_aliases`` on the qmaster host
-    ``qmaster``, or ``""`` when the host needs none.
+    How Grid Engine names the qmaster host ``qmaster`` when it resolves it on this host
+    (``gethostbyname``: the canonical name and the first IPv4 address), for the files the
+    states write before the qmaster first starts:
 
-    Where the host's own name resolves to a loopback address (``127.0.1.1 <fqdn> <host>``: the
-    Debian installer with DHCP, Debian's cloud images), every local client (``qconf``, the execd)
-    connects to the qmaster from 127.0.0.1, which Grid Engine resolves to ``localhost`` and
-    refuses (``local host name error``). ``<qmaster> localhost`` makes both the same host; it
-    must be in place before the qmaster first starts. Resolves like Grid Engine (the first IPv4
-    address of the name). Raises ``CommandExecutionError`` when the name does not resolve.
+    ``name``
+        for ``act_qmaster``: the canonical name, the one ``sge_qmaster`` writes there itself
+        at start (Debian's cell has ``ignore_fqdn false``: the FQDN when /etc/hosts or DNS
+        gives one), so the file stays as written.
+
+    ``host_aliases``
+        the line for ``<root>/<cell>/common/host_aliases`` on the qmaster host, or ``""``. Where
+        the host's own name resolves to a loopback address (``127.0.1.1 <fqdn> <host>``: the
+        Debian installer with DHCP, Debian's cloud images), every local client (``qconf``, the
+        execd) reaches the qmaster from 127.0.0.1, which Grid Engine resolves to ``localhost``,
+        and is refused (``local host name error``); ``<name> localhost`` makes both one host.
+
+    Raises ``CommandExecutionError`` naming ``jupyterhub:sge:qmaster`` when the name does not
+    resolve (nothing could reach the qmaster).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call jupyterhub.sge_host_aliases demo
+        salt-call jupyterhub.sge_qmaster demo
     """
     try:
-        address = socket.gethostbyname(qmaster)
+        canonical, _, addresses = socket.gethostbyname_ex(qmaster)
     except OSError as exc:
         raise CommandExecutionError(
             f"jupyterhub:sge:qmaster: the qmaster host name {qmaster!r} does not resolve on this "
-            f"host ({exc}); add it to /etc/hosts or DNS, or set jupyterhub:sge:qmaster to this "
-            "host's name"
+            f"host ({exc}); add it to /etc/hosts or DNS, or set jupyterhub:sge:qmaster to a name "
+            "that resolves (empty: this host's name)"
         ) from exc
-    if ipaddress.ip_address(address).is_loopback:
-        return f"{qmaster} localhost"
-    return ""
+    loopback = ipaddress.ip_address(addresses[0]).is_loopback
+    return {"name": canonical, "host_aliases": f"{canonical} localhost" if loopback else ""}
 
 
 def computed(config):

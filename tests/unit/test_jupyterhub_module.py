@@ -167,18 +167,23 @@ def test_write_secret_is_private_and_random(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "address, expected",
-    [("127.0.1.1", "demo localhost"), ("127.0.0.1", "demo localhost"), ("10.1.2.3", "")],
+    "resolved, expected",
+    [
+        (("demo.example.org", ["demo"], ["127.0.1.1"]),
+         {"name": "demo.example.org", "host_aliases": "demo.example.org localhost"}),
+        (("demo", [], ["127.0.0.1"]), {"name": "demo", "host_aliases": "demo localhost"}),
+        (("demo.example.org", ["demo"], ["10.1.2.3"]), {"name": "demo.example.org", "host_aliases": ""}),
+    ],
 )
-def test_sge_host_aliases_map_localhost_only_for_a_loopback_name(monkeypatch, address, expected):
-    monkeypatch.setattr(jh.socket, "gethostbyname", lambda name: address)
-    assert jh.sge_host_aliases("demo") == expected
+def test_sge_qmaster_is_named_as_sge_resolves_it_and_aliased_only_on_loopback(monkeypatch, resolved, expected):
+    monkeypatch.setattr(jh.socket, "gethostbyname_ex", lambda name: resolved)
+    assert jh.sge_qmaster("demo") == expected
 
 
-def test_sge_host_aliases_of_an_unresolvable_qmaster_is_a_clear_error(monkeypatch):
+def test_sge_qmaster_that_does_not_resolve_is_a_clear_error(monkeypatch):
     def fail(name):
         raise OSError(-2, "Name or service not known")
 
-    monkeypatch.setattr(jh.socket, "gethostbyname", fail)
+    monkeypatch.setattr(jh.socket, "gethostbyname_ex", fail)
     with pytest.raises(CommandExecutionError, match=r"jupyterhub:sge:qmaster: .*'nosuch' does not resolve"):
-        jh.sge_host_aliases("nosuch")
+        jh.sge_qmaster("nosuch")

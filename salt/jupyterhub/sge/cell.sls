@@ -3,7 +3,7 @@
 {%- set setup = sge.cell_setup %}
 {%- set qmaster = sge.qmaster or grains["host"] %}
 {%- set exec_hosts = setup.exec_hosts or [qmaster] %}
-{%- set host_aliases = salt["jupyterhub.sge_host_aliases"](qmaster) %}
+{%- set host_aliases = salt["jupyterhub.sge_qmaster"](qmaster).host_aliases %}
 # A complete Grid Engine cell from Debian's packages, applied on the qmaster host: sge_qmaster
 # (and sge_execd when the qmaster is one of the execution hosts) under systemd units, the host
 # group, parallel environments and queues from pillar, a scheduler tuned for fast interactive
@@ -72,6 +72,7 @@ jupyterhub-sge-qmaster-running:
 {%- if qmaster in exec_hosts %}
     # the execd's package starts it, and it needs a running qmaster that knows this host
     - require_in:
+      - sge: jupyterhub-sge-exec-host-capacity-set
       - pkg: jupyterhub-sge-execd-installed
 {%- endif %}
 
@@ -100,6 +101,21 @@ jupyterhub-sge-pe-{{ pe }}-configured:
     - settings: {{ settings | json }}
     - require:
       - service: jupyterhub-sge-qmaster-running
+{%- endfor %}
+
+{%- for complex, settings in setup.complexes | dictsort %}
+
+jupyterhub-sge-complex-{{ complex }}-configured:
+  sge.complex_present:
+    - name: {{ complex }}
+    - settings: {{ settings | json }}
+    - require:
+      - service: jupyterhub-sge-qmaster-running
+  {%- if qmaster in exec_hosts %}
+    # before this host offers its capacity
+    - require_in:
+      - sge: jupyterhub-sge-exec-host-capacity-set
+  {%- endif %}
 {%- endfor %}
 
 {%- for queue, settings in setup.queues | dictsort %}
