@@ -180,3 +180,18 @@ def test_cell_with_an_unresolvable_qmaster_stops_before_anything_is_applied(make
     rendered = show(make_loaders(host="qm1"), "jupyterhub.sge.cell", qmaster="nosuchqm")
     assert isinstance(rendered, list), rendered  # a render error: no state runs
     assert "jupyterhub:sge:qmaster: the qmaster host name 'nosuchqm' does not resolve" in " ".join(rendered)
+
+
+@pytest.mark.parametrize("cores, mem_total, slots_max, ram_max, ram_default", [
+    (2, 3931, 2, 1, 1),  # 2 cores, 3.8 GB: 1 GB per core
+    (2, 24105, 2, 11, 2),  # the CI machines: 2 cores, 23.5 GB
+    (16, 128000, 16, 7, 2),
+])
+def test_demo_form_offers_what_the_host_has(make_loaders, cores, mem_total, slots_max, ram_max, ram_default):
+    """The demo cell counts slots and h_vmem against the host's cores and memory: its form asks
+    for no more (slots x RAM per core fits the host)."""
+    pillar = make_loaders(num_cpus=cores, mem_total=mem_total).opts["pillar"]["jupyterhub"]
+    fields = pillar["spawner"]["fields"]
+    assert (fields["slots"]["max"], fields["ram"]["max"], fields["ram"]["default"]) == (
+        slots_max, ram_max, ram_default)
+    assert slots_max * ram_max * 1024 <= mem_total
