@@ -60,7 +60,7 @@ def test_cell_defaults(make_loaders):
         "sge.queue_present",
         {
             "name": "all.q",
-            "settings": {"hostlist": "@allhosts", "pe_list": "smp", "slots": 999},
+            "settings": {"hostlist": "@allhosts", "pe_list": "smp", "slots": 999, "load_thresholds": "NONE"},
             "require": [
                 {"sge": "jupyterhub-sge-hostgroup-configured"},
                 {"sge": "jupyterhub-sge-pe-smp-configured"},

@@ -247,6 +247,13 @@ def test_the_hub_role_lets_the_spawner_work(hub):
         assert hub.run(["stat", "-c", "%U %a", path]).stdout.split() == ["jupyter", "711"], path
 
 
+def test_the_hub_binds_its_cluster_address_on_a_host_with_two_interfaces(hub):
+    """The hub's name resolves to its public interface; cluster_net_cidr picks the cluster one,
+    which the servers on the worker nodes connect back to."""
+    settings = json.loads(hub.read_file("/etc/jupyterhub/settings.json"))
+    assert hub.public_ip and settings["hub_ip"] == hub.ip
+
+
 def test_spawn_through_the_form_with_exactly_the_requested_resources(hub, qmaster):
     alice = Browser(hub, "alice")
     page = alice.spawn_page()
