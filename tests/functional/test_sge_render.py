@@ -97,7 +97,7 @@ def test_cell_fits_the_host_it_runs_on(make_loaders):
         rendered, "jupyterhub-sge-execd-installed")[1]["require"]
     assert args(rendered, "jupyterhub-sge-complex-h_vmem-configured")[:2] == (
         "sge.complex_present",
-        {"name": "h_vmem", "settings": {"consumable": "YES", "default": "0"},
+        {"name": "h_vmem", "settings": {"consumable": "YES", "default": "2G"},
          "require": [{"service": "jupyterhub-sge-qmaster-running"}],
          "require_in": [{"sge": "jupyterhub-sge-exec-host-capacity-set"}]},
     )

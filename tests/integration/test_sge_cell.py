@@ -253,6 +253,20 @@ def test_job_status_of_a_running_job(qmaster, hub):
     hub.run(["qdel", job_id, held], user=USER)
 
 
+def test_the_cell_gives_no_job_more_than_the_host_has(qmaster, hub):
+    """Slots (the host's cores) and h_vmem (its memory, per slot) are consumables: a request beyond
+    them is refused before it is queued, one that fits is accepted; a job that asks for no memory
+    runs (the previous test) with the per-slot default."""
+    cores = int(qmaster.run(["nproc"]).stdout)
+    mem_gb = int(qmaster.run(["awk", "/MemTotal/ {print int($2 / 1048576)}", "/proc/meminfo"]).stdout)
+    fits = f"-pe smp {cores} -l h_vmem={mem_gb // cores}G"
+    for options, accepted in [(fits, True), (f"-pe smp {cores + 1}", False),
+                              (f"-pe smp 1 -l h_vmem={mem_gb + 1}G", False),
+                              (f"-pe smp {cores} -l h_vmem={mem_gb // cores + 1}G", False)]:
+        verdict = salt_data(hub, "sge.verify", f"options={options}", f"runas={USER}")
+        assert verdict["accepted"] is accepted, (options, verdict)
+
+
 def test_submit_host_removed_when_pillar_says_absent(qmaster, hub):
     ret = timed(
         "submit_hosts removal apply",
