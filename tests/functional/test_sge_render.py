@@ -52,6 +52,7 @@ def test_client_preseeds_the_qmaster(make_loaders):
     _, act = args(rendered, "jupyterhub-sge-act-qmaster-set")
     assert act["name"] == "/var/lib/gridengine/default/common/act_qmaster"
     assert act["contents"] == "qm1.example.org"
+    assert act["follow_symlinks"] is False  # the folder is sgeadmin's
 
 
 def test_cell_defaults(make_loaders):
@@ -167,6 +168,7 @@ def test_cell_on_a_host_whose_name_is_on_loopback_aliases_localhost_before_the_q
     fun, aliases = args(rendered, "jupyterhub-sge-loopback-name-aliased")
     assert (fun, aliases["name"], aliases["contents"]) == (
         "file.managed", "/var/lib/gridengine/default/common/host_aliases", "demo.example.org localhost")
+    assert aliases["follow_symlinks"] is False  # the folder is sgeadmin's
     assert {"file": "jupyterhub-sge-loopback-name-aliased"} in args(
         rendered, "jupyterhub-sge-qmaster-installed")[1]["require"]
 

@@ -44,6 +44,8 @@ jupyterhub-sge-loopback-name-aliased:
     - user: sgeadmin
     - group: sgeadmin
     - mode: "0644"
+    # the cell's folder belongs to sgeadmin (the daemons' account): never write through a link
+    - follow_symlinks: false
     - require:
       - pkg: jupyterhub-sge-client-installed
 {%- endif %}

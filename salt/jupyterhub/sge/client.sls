@@ -37,5 +37,7 @@ jupyterhub-sge-act-qmaster-set:
     - group: sgeadmin
     - mode: "0644"
     - makedirs: true
+    # the cell's folder belongs to sgeadmin (the daemons' account): never write through a link
+    - follow_symlinks: false
     - require:
       - pkg: jupyterhub-sge-client-installed
