@@ -14,7 +14,9 @@ import logging
 import os
 import pwd
 import secrets
+import shutil
 import socket
+import stat
 import sys
 import tempfile
 
@@ -214,8 +216,12 @@ def sge_qmaster(qmaster):
 
 def computed(config):
     """
-    Values derived from the settings and this host: ``fqdn``, ``hub_ip``, ``env_prefix``,
-    ``server_name``, ``common_name`` and ``subject_alt_names`` (the TLS names).
+    Values derived from the settings and this host, computed here only (settings.json carries
+    them to the hub and the spawner): ``fqdn``, ``hub_ip``, ``env_prefix``, ``server_name``,
+    ``common_name`` and ``subject_alt_names`` (the TLS names), the hub's directories
+    (``state_dir``, ``secrets_dir``, ``cookie_secret_file``) and ``server_users``, the accounts the
+    role puts into ``access:group`` (``access:members``, on dev hosts ``jh_whitelist_users``, and
+    ``demo_account``).
 
     CLI Example:
 
@@ -242,9 +248,32 @@ def computed(config):
     for extra in config["tls"]["subject_alt_names"]:
         if extra not in sans:
             sans.append(extra)
+    hub_ip = config["hub"]["ip"]
+    if hub_ip:
+        try:
+            ipaddress.ip_address(hub_ip)
+        except ValueError as exc:
+            raise CommandExecutionError(
+                f"jupyterhub:hub:ip: {hub_ip!r} is not an IP address; leave it empty (the address "
+                "in cluster_net_cidr) or set 127.0.0.1 for a single-host install"
+            ) from exc
+    else:
+        hub_ip = cluster_address(config["cluster_net_cidr"])
+    server_users = list(config["access"]["members"])
+    if config["is_devel_env"]:
+        server_users += config["jh_whitelist_users"]
+    if config["demo_account"]:
+        server_users.append(config["demo_account"])
+    if config["access"]["manage_members"]:
+        _check_existing_server_users(sorted(set(server_users)), config["access"])
     return {
         "fqdn": fqdn,
-        "hub_ip": cluster_address(config["cluster_net_cidr"]),
+        "hub_ip": hub_ip,
+        "state_dir": os.path.join(config["runtime_dir"], "state"),
+        "secrets_dir": config["spawner"]["secrets_dir"]
+        or os.path.join(config["runtime_dir"], "secrets"),
+        "cookie_secret_file": os.path.join(config["config_dir"], "jupyterhub_cookie_secret"),
+        "server_users": sorted(set(server_users)),
         "env_prefix": env_prefix,
         "server_name": server_name,
         "common_name": config["tls"]["common_name"] or server_name,
@@ -252,41 +281,259 @@ def computed(config):
     }
 
 
-def sudo_runas(group="", exclude=("root",), min_uid=1000):
+def _group_names(name, gid):
+    """Names of the groups of account ``name`` (primary ``gid`` and supplementary)."""
+    names = set()
+    for number in os.getgrouplist(name, gid):
+        try:
+            names.add(grp.getgrgid(number).gr_name)
+        except KeyError:
+            names.add(str(number))
+    return names
+
+
+def _sudo_allows_anything(name):
+    """True when sudoers lets ``name`` run a shell as root (``sudo -l -U NAME /bin/sh``, as root).
+    Without sudo installed nobody can."""
+    if not shutil.which("sudo"):
+        return False
+    result = __salt__["cmd.run_all"](
+        ["sudo", "-n", "-l", "-U", name, "-u", "root", "/bin/sh"],
+        python_shell=False, ignore_retcode=True, output_loglevel="quiet",
+    )
+    return result["retcode"] == 0
+
+
+def _sge_privileged():
+    """Grid Engine managers and operators (``qconf -sm``, ``-so``); none when qconf cannot answer
+    (not installed yet, no qmaster): the spawner checks them again before every submit."""
+    names = set()
+    if not shutil.which("qconf"):
+        return names
+    for option in ("-sm", "-so"):
+        result = __salt__["cmd.run_all"](
+            ["qconf", option], python_shell=False, ignore_retcode=True, output_loglevel="quiet"
+        )
+        if result["retcode"] == 0:
+            names.update(result["stdout"].split())
+    return names
+
+
+def privileged_reason(name, privileged_groups=("sudo", "wheel", "admin"), min_uid=1000,
+                      sge_privileged=None):
     """
-    The sudoers ``Runas_List`` the hub may submit jobs as: members of ``group`` when it is set,
-    otherwise every account except root and the system accounts (uid below ``min_uid`` or
-    65534) that exist now, by name and by uid.
+    Why account ``name`` must never get a Jupyter server, or ``""`` when it may.
+
+    Refused: unknown accounts, uid below ``min_uid`` (root and system accounts) or 65534, members
+    of ``privileged_groups``, accounts that sudoers lets run a shell as root, and Grid Engine
+    managers and operators.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call jupyterhub.sudo_runas
-        salt-call jupyterhub.sudo_runas group=hpcusers
+        salt-call jupyterhub.privileged_reason debian
     """
-    if group:
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return "no such account"
+    if entry.pw_uid < min_uid or entry.pw_uid == 65534:
+        return f"uid {entry.pw_uid} is a system account (below {min_uid})"
+    groups = _group_names(name, entry.pw_gid) & set(privileged_groups)
+    if groups:
+        return f"member of the privileged group {', '.join(sorted(groups))}"
+    if _sudo_allows_anything(name):
+        return "sudoers lets it run anything as root"
+    if sge_privileged is None:
+        sge_privileged = _sge_privileged()
+    if name in sge_privileged:
+        return "Grid Engine manager or operator"
+    return ""
+
+
+def check_server_users(names, privileged_groups=("sudo", "wheel", "admin"), min_uid=1000):
+    """
+    Raise ``CommandExecutionError`` naming every account in ``names`` that must not get servers
+    (see ``privileged_reason``); return ``True`` when all may.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call jupyterhub.check_server_users '[alice, bob]'
+    """
+    sge = _sge_privileged()
+    problems = []
+    for name in names:
+        reason = privileged_reason(name, privileged_groups, min_uid, sge)
+        if reason:
+            problems.append(f"{name} ({reason})")
+    if problems:
+        raise CommandExecutionError(
+            "jupyterhub:access:members: these accounts may not get Jupyter servers: "
+            + "; ".join(problems)
+            + ". Allowed: existing accounts with uid >= "
+            + f"{min_uid}, not in {', '.join(privileged_groups)}, without sudo rights to run "
+            "anything, not Grid Engine managers or operators"
+        )
+    return True
+
+
+def _check_existing_server_users(names, access):
+    """Refuse privileged accounts in pillar while rendering, before anything is applied (once per
+    run). Accounts that do not exist yet (created later in the run) are checked by the group
+    state."""
+    existing = []
+    for name in names:
         try:
-            grp.getgrnam(group)
-        except KeyError as exc:
-            raise CommandExecutionError(
-                f"jupyterhub:sge:sudo_runas_group: group {group!r} does not exist"
-            ) from exc
-        return f"%{group}"
-    names = set(exclude)
-    uids = {0}
-    for entry in pwd.getpwall():
-        if entry.pw_uid < min_uid or entry.pw_uid == 65534:
-            names.add(entry.pw_name)
-            uids.add(entry.pw_uid)
-    denied = [f"!{name}" for name in sorted(names)] + [f"!#{uid}" for uid in sorted(uids)]
-    return ", ".join(["ALL"] + denied)
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        existing.append(name)
+    key = ("jupyterhub.server_users_checked", tuple(existing))
+    if existing and key not in __context__:
+        check_server_users(existing, access["privileged_groups"], access["min_uid"])
+        __context__[key] = True
+
+
+def sudo_runas(group, privileged_groups=("sudo", "wheel", "admin"), min_uid=1000):
+    """
+    The sudoers ``Runas_List`` the hub may submit jobs as: an allow-list, the members of
+    ``group``, minus every privileged account (evaluated left to right, the last match wins):
+    the ``privileged_groups``, root and uid 0, and - computed now - members of ``group`` below
+    ``min_uid``, and - of those and every account the host lists - the ones sudoers lets run
+    anything and the Grid Engine managers/operators.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call jupyterhub.sudo_runas jupyterhub-users
+    """
+    try:
+        members = set(grp.getgrnam(group).gr_mem)
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError as exc:
+        raise CommandExecutionError(
+            f"jupyterhub:access:group: group {group!r} does not exist"
+        ) from exc
+    # the group's members, and every account this host lists: one added to the group by hand
+    # later (e.g. a cloud image's sudo-ALL account) stays excluded until the next apply
+    accounts = {entry.pw_name for entry in pwd.getpwall() if entry.pw_uid >= min_uid}
+    accounts |= members | {entry.pw_name for entry in pwd.getpwall() if entry.pw_gid == gid}
+    sge = _sge_privileged()
+    denied = {
+        pwd.getpwnam(name).pw_uid
+        for name in accounts
+        if privileged_reason(name, privileged_groups, min_uid, sge) not in ("", "no such account")
+    }
+    items = [f"%{group}"]
+    items += [f"!%{name}" for name in privileged_groups]
+    items += ["!root"] + [f"!#{uid}" for uid in sorted(denied | {0})]
+    return ", ".join(items)
+
+
+def _file_kind(info):
+    if stat.S_ISLNK(info.st_mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(info.st_mode):
+        return "a directory"
+    if stat.S_ISREG(info.st_mode):
+        return f"a regular file with {info.st_nlink} links"
+    return "a special file"
+
+
+def _open_private(path):
+    """Open ``path`` read-only WITHOUT following a symlink, as an ``(fd, stat)`` pair.
+
+    Returns ``(None, None)`` when nothing is there. Anything but a regular file with exactly one
+    link (a symlink, a directory, a FIFO, a hard link to some other file) raises
+    ``CommandExecutionError``: root never acts on what a less-privileged account planted.
+    """
+    try:
+        before = os.lstat(path)
+    except FileNotFoundError:
+        return None, None
+    if not stat.S_ISREG(before.st_mode) or before.st_nlink != 1:
+        raise CommandExecutionError(
+            f"{path} is {_file_kind(before)}, not a regular file with one link: refusing to "
+            "touch it; remove it and apply again"
+        )
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    current = os.fstat(fd)
+    if (current.st_dev, current.st_ino) != (before.st_dev, before.st_ino) or current.st_nlink != 1:
+        os.close(fd)
+        raise CommandExecutionError(f"{path} changed while it was checked: refusing to touch it")
+    return fd, current
+
+
+def _user_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid):
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def secret_status(path):
+    """
+    Owner, group, mode and size of the secret file ``path`` (``None`` when it does not exist),
+    read without following symlinks; a symlink, hard link or non-regular file is an error.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call jupyterhub.secret_status /etc/jupyterhub/proxy.env
+    """
+    fd, info = _open_private(path)
+    if fd is None:
+        return None
+    os.close(fd)
+    return {
+        "user": _user_name(info.st_uid),
+        "group": _group_name(info.st_gid),
+        "mode": f"{stat.S_IMODE(info.st_mode):04o}",
+        "size": info.st_size,
+    }
+
+
+def secret_fix(path, user="root", group="root", mode="0600"):
+    """
+    Set owner, group and mode of the existing secret file ``path`` through a descriptor opened
+    without following symlinks (``fchown``/``fchmod``): never the target of a planted link.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call jupyterhub.secret_fix /etc/jupyterhub/jupyterhub_cookie_secret root jupyter 0640
+    """
+    fd, _ = _open_private(path)
+    if fd is None:
+        raise CommandExecutionError(f"{path} does not exist")
+    try:
+        os.fchown(fd, pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid)
+        os.fchmod(fd, int(str(mode), 8))
+    finally:
+        os.close(fd)
+    return True
 
 
 def write_secret(path, nbytes=32, template="{secret}\n", user="root", group="root", mode="0600"):
     """
     Write a new random secret (``nbytes`` random bytes, hex) to ``path`` atomically, created
     with ``mode`` and owned by ``user``:``group``. The secret is never returned or logged.
+
+    The directory of ``path`` must be owned by root and writable by root only: root does not
+    create files where another account could swap them.
 
     template
         Text of the file; ``{secret}`` is replaced by the secret.
@@ -295,11 +542,20 @@ def write_secret(path, nbytes=32, template="{secret}\n", user="root", group="roo
 
     .. code-block:: bash
 
-        salt-call jupyterhub.write_secret /srv/jupyterhub/jupyterhub_cookie_secret user=jupyter group=jupyter
+        salt-call jupyterhub.write_secret /etc/jupyterhub/jupyterhub_cookie_secret user=root group=jupyter mode=0640
     """
     uid = pwd.getpwnam(user).pw_uid
     gid = grp.getgrnam(group).gr_gid
     directory = os.path.dirname(path)
+    parent = os.lstat(directory)
+    if not stat.S_ISDIR(parent.st_mode) or parent.st_uid != 0 or parent.st_mode & 0o022:
+        raise CommandExecutionError(
+            f"Could not write secret {path}: {directory} must be a directory owned by root and "
+            "writable by root only"
+        )
+    fd, _ = _open_private(path)  # refuses a planted symlink or hard link
+    if fd is not None:
+        os.close(fd)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-secret-")
     try:
         os.fchmod(fd, int(str(mode), 8))

@@ -5,15 +5,20 @@ States of the ``jupyterhub`` formula that Salt has no equivalent for.
 
     jupyterhub-cookie-secret-generated:
       jupyterhub.secret_present:
-        - name: /srv/jupyterhub/jupyterhub_cookie_secret
-        - user: jupyter
+        - name: /etc/jupyterhub/jupyterhub_cookie_secret
+        - user: root
         - group: jupyter
+        - mode: "0640"
+
+    jupyterhub-users-group-present:
+      jupyterhub.server_group_present:
+        - name: jupyterhub-users
+        - members: [alice, bob]
 """
 
-import grp
 import os
-import pwd
-import stat
+
+from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "jupyterhub"
 
@@ -22,6 +27,11 @@ def __virtual__():
     if "jupyterhub.write_secret" in __salt__:
         return __virtualname__
     return (False, "the jupyterhub execution module is not loaded")
+
+
+def _failed(ret, exc):
+    ret.update(result=False, changes={}, comment=str(exc))
+    return ret
 
 
 def secret_present(
@@ -33,6 +43,10 @@ def secret_present(
     A missing or empty file gets a new random secret (hex of ``nbytes`` random bytes, placed
     into ``template`` at ``{secret}``); an existing secret is kept, only its owner and mode are
     corrected. The secret never appears in the state's return, the logs or the job cache.
+
+    The file is handled without following symlinks: a symlink, a hard link or anything but a
+    regular file at ``name`` fails the state and is left alone, and the directory must be owned
+    and writable by root only.
 
     name
         Path of the secret file.
@@ -49,25 +63,23 @@ def secret_present(
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     mode = str(mode).zfill(4)
     try:
-        current = os.stat(name)
-    except FileNotFoundError:
-        current = None
-    if current is None or current.st_size == 0:
+        have = __salt__["jupyterhub.secret_status"](name)
+    except CommandExecutionError as exc:
+        return _failed(ret, exc)
+    if have is None or have["size"] == 0:
         ret["changes"] = {"secret": f"generated ({nbytes} random bytes)", "mode": mode}
         if __opts__["test"]:
             ret["result"] = None
             ret["comment"] = f"A new secret would be generated in {name}"
             return ret
-        __salt__["jupyterhub.write_secret"](name, nbytes, template, user, group, mode)
+        try:
+            __salt__["jupyterhub.write_secret"](name, nbytes, template, user, group, mode)
+        except CommandExecutionError as exc:
+            return _failed(ret, exc)
         ret["comment"] = f"Generated a new secret in {name}"
         return ret
 
     want = {"user": user, "group": group, "mode": mode}
-    have = {
-        "user": pwd.getpwuid(current.st_uid).pw_name,
-        "group": grp.getgrgid(current.st_gid).gr_name,
-        "mode": f"{stat.S_IMODE(current.st_mode):04o}",
-    }
     diff = {k: {"old": have[k], "new": want[k]} for k in want if have[k] != want[k]}
     if not diff:
         ret["comment"] = f"Secret {name} is present"
@@ -77,7 +89,84 @@ def secret_present(
         ret["result"] = None
         ret["comment"] = f"Owner/mode of {name} would be corrected"
         return ret
-    os.chown(name, pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid)
-    os.chmod(name, int(mode, 8))
+    try:
+        __salt__["jupyterhub.secret_fix"](name, user, group, mode)
+    except CommandExecutionError as exc:
+        return _failed(ret, exc)
     ret["comment"] = f"Corrected owner/mode of {name}"
+    return ret
+
+
+def server_group_present(
+    name, members=None, privileged_groups=("sudo", "wheel", "admin"), min_uid=1000
+):
+    """
+    The Unix group whose members may get Jupyter servers (the allow-list of the sudo rule).
+
+    With ``members`` (a list), the group's members are exactly these accounts (removing a name
+    removes it from the group); every one must exist and be unprivileged (see
+    ``jupyterhub.privileged_reason``), else the state fails naming them and changes nothing.
+    With ``members`` None the group is only created if missing (members managed elsewhere).
+
+    name
+        Group name.
+
+    members
+        Accounts in the group, or None.
+
+    privileged_groups, min_uid
+        What counts as privileged, as in ``jupyterhub.privileged_reason``.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if members is not None:
+        try:
+            __salt__["jupyterhub.check_server_users"](members, privileged_groups, min_uid)
+        except CommandExecutionError as exc:
+            return _failed(ret, exc)
+    kwargs = {"name": name}
+    if members is not None:
+        kwargs["members"] = sorted(members)
+    return __states__["group.present"](**kwargs)
+
+
+def account_password_generated(name, password_file):
+    """
+    Give the existing account ``name`` a random password, written to ``password_file`` (root
+    only, mode 0600) and set with ``chpasswd`` on its standard input. An account whose file
+    already exists keeps its password. The password never appears on a command line, in the
+    state's return or in the logs.
+
+    name
+        Account name.
+
+    password_file
+        Where the password is kept for the administrator (its directory must be root's).
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        have = __salt__["jupyterhub.secret_status"](password_file)
+    except CommandExecutionError as exc:
+        return _failed(ret, exc)
+    if have is not None and have["size"]:
+        ret["comment"] = f"{name} has its password (in {password_file})"
+        return ret
+    ret["changes"] = {"password": f"generated, in {password_file}"}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"A password would be generated for {name}"
+        return ret
+    try:
+        __salt__["jupyterhub.write_secret"](password_file, 9, "{secret}\n", "root", "root", "0600")
+        with open(password_file, encoding="utf-8") as handle:
+            password = handle.read().strip()
+        result = __salt__["cmd.run_all"](
+            ["chpasswd"], stdin=f"{name}:{password}\n", python_shell=False,
+            output_loglevel="quiet", ignore_retcode=True,
+        )
+        if result["retcode"]:
+            os.unlink(password_file)
+            raise CommandExecutionError(f"chpasswd failed for {name}: {result['stderr']}")
+    except CommandExecutionError as exc:
+        return _failed(ret, exc)
+    ret["comment"] = f"Generated a password for {name} in {password_file}"
     return ret

@@ -1,10 +1,14 @@
 # Single-host demo (the default of bin/setup): a Grid Engine cell on this host (salt/top.sls adds
 # jupyterhub.sge.cell and jupyterhub.sge.local_submit_host), the hub, and this host as the worker.
-# Every local account may log in; the TLS certificate is self-signed.
+# The account `demo` (password generated, shown by bin/setup) may log in and get servers; add
+# other local accounts under access:members. The TLS certificate is self-signed.
 jupyterhub:
   is_devel_env: false
-  # any address of this host
-  cluster_net_cidr: 0.0.0.0/0
+  demo_account: demo
+  hub:
+    # the jobs run on this host: the hub's API listens on loopback only (nginx is the only
+    # public entry)
+    ip: 127.0.0.1
   tls:
     self_signed: true
   # The form offers what this host has: the cell counts slots and RAM (h_vmem, per slot) against

@@ -1,11 +1,15 @@
 {%- from "jupyterhub/map.jinja" import jupyterhub with context %}
 {%- set cfg = jupyterhub.config_dir %}
+{#- who is in the allow-list group is the group state's business, not the hub's #}
+{%- set settings = {} %}
+{%- do settings.update(jupyterhub) %}
+{%- do settings.pop("server_users") %}
 # JupyterHub's configuration: settings.json (the validated pillar + values computed here) is the
 # only site-specific file; jupyterhub_config.py and the spawner glue read it.
 jupyterhub-settings-installed:
   file.serialize:
     - name: {{ cfg }}/settings.json
-    - dataset: {{ jupyterhub | json }}
+    - dataset: {{ settings | json }}
     - serializer: json
     - serializer_opts:
       - indent: 2

@@ -3,6 +3,7 @@ include:
   - jupyterhub.packages
   - jupyterhub.sge.client
   - jupyterhub.user
+  - jupyterhub.access
   - jupyterhub.env
   - jupyterhub.sudo
   - jupyterhub.dirs

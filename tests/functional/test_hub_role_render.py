@@ -1,6 +1,9 @@
 """The hub role renders with the real Salt loader, for both pillar profiles, and refuses bad pillar."""
 
+import shutil
+
 import pytest
+from saltfactories.utils.functional import Loaders
 
 ROLE_STATES = {
     "jupyterhub-system-packages-installed",
@@ -22,8 +25,14 @@ ROLE_STATES = {
 }
 
 
-def show(loaders, sls="jupyterhub", **kwargs):
-    return loaders.modules.state.show_sls(sls, **kwargs)
+# the dev/prod profiles bind the hub's API to the address in cluster_net_cidr (default 10.0.0.0/8),
+# which this machine may not have: any address of it will do here
+ANY = {"cluster_net_cidr": "0.0.0.0/0"}
+
+
+def show(loaders, sls="jupyterhub", pillar=None, **kwargs):
+    pillar = {"jupyterhub": {**ANY, **(pillar or {}).get("jupyterhub", {})}}
+    return loaders.modules.state.show_sls(sls, pillar=pillar, **kwargs)
 
 
 def settings_of(rendered):
@@ -35,7 +44,7 @@ def settings_of(rendered):
 
 @pytest.mark.parametrize("profile", ["dev", "prod"])
 def test_role_renders_for_each_profile(make_loaders, profile):
-    rendered = show(make_loaders(jupyterhub_profile=profile), pillar={"jupyterhub": {"cluster_net_cidr": "0.0.0.0/0"}})
+    rendered = show(make_loaders(jupyterhub_profile=profile))
     assert isinstance(rendered, dict), rendered
     assert ROLE_STATES <= set(rendered)
     settings = settings_of(rendered)
@@ -53,7 +62,7 @@ def test_dev_gets_a_self_signed_certificate(make_loaders):
 def test_prod_without_certificate_applies_and_says_so(make_loaders):
     rendered = show(
         make_loaders(jupyterhub_profile="prod"),
-        pillar={"jupyterhub": {"cluster_net_cidr": "0.0.0.0/0", "tls": {"cert_file": "/nonexistent/hub.crt"}}},
+        pillar={"jupyterhub": {"tls": {"cert_file": "/nonexistent/hub.crt"}}},
     )
     notice = rendered["jupyterhub-tls-certificate-missing-notice"]["test"]
     text = next(item["text"] for item in notice if isinstance(item, dict) and "text" in item)
@@ -65,20 +74,41 @@ def test_prod_with_certificate_links_it(make_loaders, tmp_path):
     cert.write_text("certificate")
     rendered = show(
         make_loaders(jupyterhub_profile="prod"),
-        pillar={"jupyterhub": {"cluster_net_cidr": "0.0.0.0/0", "tls": {"cert_file": str(cert)}}},
+        pillar={"jupyterhub": {"tls": {"cert_file": str(cert)}}},
     )
     assert "jupyterhub-tls-certificate-linked" in rendered
     assert "jupyterhub-tls-certificate-self-signed" not in rendered
 
 
+def args_of(rendered, state_id):
+    (module,) = [key for key in rendered[state_id] if not key.startswith("__")]
+    return {k: v for item in rendered[state_id][module] if isinstance(item, dict) for k, v in item.items()}
+
+
 def test_pillar_whitelist_and_admins_reach_the_settings(make_loaders):
     rendered = show(
         make_loaders(jupyterhub_profile="dev"),
-        pillar={"jupyterhub": {"jh_admin_users": ["alice"], "jh_whitelist_users": ["alice", "bob"]}},
+        pillar={"jupyterhub": {"jh_admin_users": ["alice"], "jh_whitelist_users": ["alice", "bob"],
+                               "access": {"members": ["carol"]}}},
     )
     settings = settings_of(rendered)
     assert settings["jh_admin_users"] == ["alice"]
     assert settings["jh_whitelist_users"] == ["alice", "bob"]
+    # dev: the whitelisted users get servers too; the group's members are exactly these
+    assert args_of(rendered, "jupyterhub-users-group-present")["members"] == ["alice", "bob", "carol"]
+
+
+def test_group_members_managed_elsewhere_are_left_alone(make_loaders):
+    rendered = show(make_loaders(jupyterhub_profile="prod"),
+                    pillar={"jupyterhub": {"access": {"group": "hpcusers", "manage_members": False}}})
+    group = args_of(rendered, "jupyterhub-users-group-present")
+    assert group["name"] == "hpcusers" and "members" not in group
+
+
+def test_sudo_rule_names_only_qsub_and_qdel(make_loaders):
+    context = args_of(show(make_loaders(jupyterhub_profile="prod")), "jupyterhub-sudoers-installed")["context"]
+    assert context["commands"] == ["/usr/bin/qsub", "/usr/bin/qdel"]
+    assert context["access"]["group"] == "jupyterhub-users" and context["command_timeout"] == 30
 
 
 @pytest.mark.parametrize(
@@ -91,7 +121,8 @@ def test_pillar_whitelist_and_admins_reach_the_settings(make_loaders):
     ],
 )
 def test_bad_pillar_stops_the_render_naming_the_key(make_loaders, pillar, message):
-    rendered = show(make_loaders(jupyterhub_profile="dev"), pillar={"jupyterhub": pillar})
+    rendered = make_loaders(jupyterhub_profile="dev").modules.state.show_sls(
+        "jupyterhub", pillar={"jupyterhub": {**ANY, **pillar}})
     assert isinstance(rendered, list), "a bad pillar must not render any state"
     assert message in "\n".join(rendered)
 
@@ -118,6 +149,10 @@ def test_demo_profile_is_the_default_and_adds_a_cell(make_loaders):
     rendered = show(loaders)
     settings = settings_of(rendered)
     assert settings["is_devel_env"] is False and settings["tls"]["self_signed"] is True
+    assert settings["hub_ip"] == "127.0.0.1"  # the jobs run here: nothing public on 8081
+    assert args_of(rendered, "jupyterhub-users-group-present")["members"] == ["demo"]
+    assert args_of(rendered, "jupyterhub-demo-account-password-generated")["password_file"] == (
+        "/etc/jupyterhub/demo-password")
     assert "jupyterhub-tls-certificate-self-signed" in rendered
     assert "jupyterhub-tls-certificate-missing-notice" not in rendered
 
@@ -126,3 +161,24 @@ def test_demo_profile_is_the_default_and_adds_a_cell(make_loaders):
 def test_site_profiles_get_the_hub_role_only(make_loaders, profile):
     top = make_loaders(jupyterhub_profile=profile).modules.state.show_top()
     assert top["base"] == ["jupyterhub"]
+
+
+def test_site_settings_are_merged_over_the_profile(minion_config, repo, tmp_path):
+    """pillar/site.sls (untracked) overrides the profile; without it the pillar compiles too."""
+    roots = tmp_path / "pillar"
+    shutil.copytree(repo / "pillar", roots)
+    (roots / "site.sls").unlink(missing_ok=True)
+
+    def pillar():
+        opts = dict(minion_config, pillar_roots={"base": [str(roots)]}, cachedir=str(tmp_path / "cache"))
+        loaders = Loaders(opts)
+        try:
+            return loaders.pillar["jupyterhub"]
+        finally:
+            loaders.reset_state()
+
+    assert pillar()["demo_account"] == "demo" and "access" not in pillar()
+    (roots / "site.sls").write_text("jupyterhub:\n  access:\n    members: [alice, bob]\n  jh_admin_users: [alice]\n")
+    merged = pillar()
+    assert merged["access"] == {"members": ["alice", "bob"]} and merged["jh_admin_users"] == ["alice"]
+    assert merged["demo_account"] == "demo" and merged["hub"] == {"ip": "127.0.0.1"}  # the profile's

@@ -68,8 +68,8 @@ c.Authenticator.allow_all = True
 c.JupyterHub.proxy_class = MemoryProxy
 c.JupyterHub.bind_url = f"http://127.0.0.1:{PROXY_PORT}"
 c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{HUB_PORT}"
-c.JupyterHub.db_url = "sqlite:///" + settings["runtime_dir"] + "/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = settings["runtime_dir"] + "/cookie_secret"
+c.JupyterHub.db_url = "sqlite:///" + settings["state_dir"] + "/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = settings["cookie_secret_file"]
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.log_level = "DEBUG"
 c.JupyterHub.services = [{"name": "tester", "api_token": TOKEN}]
@@ -81,6 +81,11 @@ if os.geteuid() == 0:
 sys.path.insert(0, settings["lib_dir"])
 import sgespawner
 sgespawner.Cluster.SUDO = (settings["sge"]["root"] + "/sudo", "-n", "-u")
+# the test users root, daemon and bin are system accounts, which the spawner refuses: let them
+# through; every other account gets the real check (tests/unit and the integration tests cover it)
+_account_refusal = sgespawner.account_refusal
+sgespawner.account_refusal = lambda name, access, sge: (
+    "" if name in ("root", "daemon", "bin") else _account_refusal(name, access, sge))
 sgespawner.configure(c, settings)
 c.SGESpawner.bind_ip = "127.0.0.1"
 c.SGESpawner.cmd = [WRAPPER]
@@ -117,15 +122,18 @@ class Hub:
         tmp.mkdir()
         self.sge = tmp / "sge"
         self.sge.mkdir()
-        for name in ("qsub", "qstat", "qdel", "sudo"):
+        for name in ("qsub", "qstat", "qdel", "qconf", "sudo"):
             (self.sge / name).symlink_to(HERE / "fake_sge.py")
         (tmp / "etc").mkdir()
         (tmp / "srv").mkdir()
         shutil.copytree(FILES / "templates", tmp / "etc/templates")
         settings = yaml.safe_load((FILES.parent / "defaults.yaml").read_text())["jupyterhub"]
         settings.update(hub_ip="127.0.0.1", env_prefix=worker_env(), fqdn="localhost",
-                        config_dir=str(tmp / "etc"), runtime_dir=str(tmp / "srv"), lib_dir=str(FILES))
-        settings["sge"].update(root=str(self.sge), **{n: str(self.sge / n) for n in ("qsub", "qstat", "qdel")})
+                        config_dir=str(tmp / "etc"), runtime_dir=str(tmp / "srv"), lib_dir=str(FILES),
+                        state_dir=str(tmp / "srv"), secrets_dir=str(tmp / "srv/secrets"),
+                        cookie_secret_file=str(tmp / "srv/cookie_secret"))
+        (tmp / "srv/secrets").mkdir(mode=0o711)
+        settings["sge"].update(root=str(self.sge), **{n: str(self.sge / n) for n in ("qsub", "qstat", "qdel", "qconf")})
         settings["spawner"].update(poll_interval=1, startup_poll_interval=0.2, start_timeout=60,
                                    output=str(tmp / "job.log"), **spawner)
         (tmp / "settings.json").write_text(json.dumps(settings))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A tiny stand-in for Grid Engine's qsub/qstat/qdel (and sudo) on one machine, for tests of the
-spawner in the hub's env without a cluster. Called through symlinks named qsub, qstat, qdel, sudo.
+spawner in the hub's env without a cluster. Called through symlinks named qsub, qstat, qdel, qconf, sudo.
 
 State lives in $SGE_ROOT (the tests point settings sge:root there): jobs/<id>.json per job, the
 job's script, calls.log (one line per command: how many qstat calls the hub made). Flag files
@@ -63,7 +63,8 @@ def qsub(args):
         print(job_id)
         print("Your qsub request could not be scheduled, try again later.", file=sys.stderr)
         return 1
-    job = {"owner": os.environ.get("FAKE_SGE_USER", "root"), "state": "r", "host": "127.0.0.1"}
+    name = next((o[1] for o in options if o[0] == "-N"), "STDIN")
+    job = {"owner": os.environ.get("FAKE_SGE_USER", "root"), "state": "r", "host": "127.0.0.1", "name": name}
     if (ROOT / "eqw").exists():
         job.update(state="Eqw", host="", reason=f"can't open output file \"{output}\": Permission denied")
     else:
@@ -90,7 +91,7 @@ def qstat(args):
         return 0
     items = "".join(
         f"<job_list state=\"{'running' if j['state'] == 'r' else 'pending'}\"><JB_job_number>{i}"
-        f"</JB_job_number><JB_owner>{j['owner']}</JB_owner><state>{j['state']}</state>"
+        f"</JB_job_number><JB_name>{j.get('name', '')}</JB_name><JB_owner>{j['owner']}</JB_owner><state>{j['state']}</state>"
         f"<queue_name>{'all.q@' + j['host'] if j['host'] else ''}</queue_name></job_list>"
         for i, j in jobs().items())
     print(f"<?xml version='1.0'?>\n<job_info><queue_info>{items}</queue_info><job_info></job_info></job_info>")
@@ -112,6 +113,15 @@ def qdel(args):
     return 0
 
 
+def qconf(args):
+    # managers and operators (the spawner refuses them); nothing else is asked of the fake
+    if args == ["-sm"]:
+        print("sgeadmin")
+        return 0
+    print("no operator defined", file=sys.stderr)
+    return 1
+
+
 def sudo(args):
     # sudo -n -u USER command...: run the command (as this user; the fake has no accounts)
     assert args[:2] == ["-n", "-u"], args
@@ -123,7 +133,7 @@ def main():
     JOBS.mkdir(parents=True, exist_ok=True)
     name = os.path.basename(sys.argv[0])
     log(name, *sys.argv[1:])
-    return {"qsub": qsub, "qstat": qstat, "qdel": qdel, "sudo": sudo}[name](sys.argv[1:])
+    return {"qsub": qsub, "qstat": qstat, "qdel": qdel, "qconf": qconf, "sudo": sudo}[name](sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -29,7 +29,10 @@ def test_spawn_with_options_progress_and_stop(make_hub):
     assert f"Job {job} is running on 127.0.0.1; starting Jupyter" in messages
     assert messages[-1].startswith("Server ready at /user/root/")
     script = (hub.sge / "jobs" / f"{job}.sh").read_text()
-    assert [line for line in script.splitlines() if line.startswith("#$")][4:] == [
+    directives = [line for line in script.splitlines() if line.startswith("#$")]
+    assert directives[0] == "#$ -clear"  # nothing from ~/.sge_request or the cell's defaults
+    assert re.fullmatch(r"#\$ -N jupyterhub-[0-9a-f]{10}", directives[2])  # found again if qsub hangs
+    assert directives[5:] == [
         "#$ -now yes", "#$ -q all.q", "#$ -pe smp 2", "#$ -l h_vmem=2G", "#$ -l h_rt=00:30:00"]
     # the token: in the server's environment, never in the script or qsub's arguments
     token = hub.server_env(job)["JUPYTERHUB_API_TOKEN"]
@@ -57,6 +60,16 @@ def test_hostile_options_are_refused_before_any_job(make_hub):
         status, body = hub.api("POST", "/users/root/server", options)
         assert status == 400 and message in body["message"], (options, body)
     assert hub.calls("qsub") == [] and hub.calls("sudo") == []
+
+
+def test_an_account_an_admin_adds_that_may_not_get_servers_is_refused_before_any_job(make_hub):
+    """An admin adds `nobody` (a system account) and starts its server: refused, with the reason."""
+    hub = make_hub().start()
+    status, body = hub.spawn("nobody", wait=False)
+    assert status == 403 and "No server for this account: nobody is a system account" in body["message"], body
+    assert hub.calls("qsub") == [] and hub.calls("sudo") == []
+    status, body = hub.spawn("no-such-account", wait=False)
+    assert status == 403 and "has no Unix account on the hub host" in body["message"], body
 
 
 def test_the_form_page_refuses_hostile_input_and_starts_a_server(make_hub):

@@ -16,6 +16,8 @@ import pytest
 import requests
 import urllib3
 
+from tests.support import hosts
+
 pytestmark = pytest.mark.integration
 
 USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3"}
@@ -151,6 +153,42 @@ def test_whitelisted_admin_logs_in_with_pam(hub, cert_file):
     assert response.status_code == 302, response.text[:500]
     status, model = current_user(session, hub)
     assert status == 200 and model["name"] == "alice" and model["admin"] is True
+    # the login cookie only ever travels over https (the proxy must not make the hub think http)
+    cookies = {cookie.name: cookie for cookie in session.cookies}
+    assert cookies["jupyterhub-hub-login"].secure and cookies["jupyterhub-session-id"].secure
+
+
+def wait_for_hub(hub, cert_file):
+    def answers():
+        try:
+            return requests.get(f"https://{hub.ip}/hub/login", verify=cert_file, timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+    hosts.wait_for(answers, 60, what="the hub to answer")
+
+
+def test_pillar_is_authoritative_for_logins_and_admins(hub, test_network, cert_file):
+    """Removing a name from jh_whitelist_users / jh_admin_users removes the login / admin role
+    (JupyterHub's own lists only add), without deleting anything of the user."""
+    carol, response = login(hub, cert_file, "carol", USERS["carol"])
+    assert response.status_code == 302 and current_user(carol, hub)[0] == 200
+    pillar = dev_pillar(test_network)
+    pillar["jupyterhub"].update(jh_whitelist_users=["alice"], jh_admin_users=[])
+    result = hub.state_apply(pillar=pillar)
+    assert result.ok, str(result)
+    wait_for_hub(hub, cert_file)
+    assert current_user(carol, hub)[0] == 403  # her session ended with the pillar edit
+    assert login(hub, cert_file, "carol", USERS["carol"])[1].status_code != 302
+    alice, response = login(hub, cert_file, "alice", USERS["alice"])
+    assert response.status_code == 302 and current_user(alice, hub)[1]["admin"] is False
+    assert hub.run(["test", "-d", "/home/carol"], check=False).returncode == 0  # nothing deleted
+    # and back: adding them again works the same way
+    result = hub.state_apply(pillar=dev_pillar(test_network))
+    assert result.ok, str(result)
+    wait_for_hub(hub, cert_file)
+    assert login(hub, cert_file, "carol", USERS["carol"])[1].status_code == 302
+    alice, _ = login(hub, cert_file, "alice", USERS["alice"])
+    assert current_user(alice, hub)[1]["admin"] is True
 
 
 def test_whitelisted_user_is_not_admin(hub, cert_file):
@@ -172,22 +210,25 @@ def test_dev_refuses_a_user_who_is_not_whitelisted(hub, cert_file):
     assert current_user(session, hub)[0] == 403
 
 
-def test_sudo_allows_exactly_the_three_sge_commands(hub):
+def test_sudo_allows_exactly_qsub_and_qdel(hub):
     listing = hub.run(["sudo", "-l", "-U", "jupyter"]).stdout
     commands = re.findall(r"NOPASSWD:\s*(.+)", listing)
     assert len(commands) == 1, listing
-    assert sorted(c.strip() for c in commands[0].split(",")) == ["/usr/bin/qdel", "/usr/bin/qstat", "/usr/bin/qsub"]
-    assert "!root" in listing
-    assert 'env_keep="SGE_* LANG"' in listing, listing
+    assert sorted(c.strip() for c in commands[0].split(",")) == ["/usr/bin/qdel", "/usr/bin/qsub"]
+    assert "(%jupyterhub-users, %!sudo, %!wheel, %!admin, !root, !#0" in listing, listing
+    # Grid Engine's settings come from root's file, nothing from the hub's environment
+    assert "env_keep=LANG" in listing and "env_file=/etc/sudoers.d/jupyterhub.env" in listing, listing
+    assert "command_timeout=30" in listing, listing
 
 
 def test_sudo_runs_qsub_as_a_user_but_not_as_root_or_system_accounts(hub):
     def as_jupyter(*argv):
         return hub.run(["runuser", "-u", "jupyter", "--", "sudo", "-n", *argv], check=False)
 
-    allowed = as_jupyter("-u", "alice", "/usr/bin/qstat", "-help")
+    allowed = as_jupyter("-u", "alice", "/usr/bin/qsub", "-help")
     assert "not allowed" not in allowed.stderr and "password is required" not in allowed.stderr, allowed
-    for runas in ("root", "#0", "daemon", "www-data", "jupyter"):
+    # bob has an account but is not whitelisted on this dev host: not in the group
+    for runas in ("root", "#0", "daemon", "www-data", "jupyter", "bob"):
         denied = as_jupyter("-u", runas, "/usr/bin/qsub", "-help")
         assert denied.returncode != 0, runas
         assert "not allowed" in denied.stderr or "password is required" in denied.stderr, denied.stderr
@@ -203,9 +244,11 @@ def stat_of(hub, path):
 @pytest.mark.parametrize(
     "path, expected",
     [
-        ("/srv/jupyterhub", ("jupyter", "jupyter", "711")),
+        ("/srv/jupyterhub", ("root", "root", "755")),
+        ("/srv/jupyterhub/state", ("jupyter", "jupyter", "700")),
+        ("/srv/jupyterhub/state/jupyterhub.sqlite", ("jupyter", "jupyter", "600")),
         ("/srv/jupyterhub/secrets", ("jupyter", "jupyter", "711")),
-        ("/srv/jupyterhub/jupyterhub_cookie_secret", ("jupyter", "jupyter", "600")),
+        ("/etc/jupyterhub/jupyterhub_cookie_secret", ("root", "jupyter", "640")),
         ("/etc/jupyterhub", ("root", "jupyter", "750")),
         ("/etc/jupyterhub/proxy.env", ("root", "root", "600")),
         ("/etc/jupyterhub/settings.json", ("root", "jupyter", "640")),
@@ -220,9 +263,9 @@ def test_file_owners_and_modes(hub, path, expected):
 
 
 def test_secrets_are_not_readable_by_users_and_not_in_settings(hub):
-    for path in ("/srv/jupyterhub/jupyterhub_cookie_secret", "/etc/jupyterhub/proxy.env", "/etc/jupyterhub/ssl/hub.key"):
+    for path in ("/etc/jupyterhub/jupyterhub_cookie_secret", "/etc/jupyterhub/proxy.env", "/etc/jupyterhub/ssl/hub.key"):
         assert hub.run(["cat", path], user="alice", check=False).returncode != 0
-    for directory in ("/srv/jupyterhub", "/srv/jupyterhub/secrets"):
+    for directory in ("/srv/jupyterhub/state", "/srv/jupyterhub/secrets", "/etc/jupyterhub"):
         assert hub.run(["ls", directory], user="alice", check=False).returncode != 0
     token = hub.read_file("/etc/jupyterhub/proxy.env").strip().split("=", 1)[1]
     assert len(token) == 64
@@ -272,9 +315,10 @@ def test_bad_pillar_names_the_key_and_changes_nothing(hub, test_network):
     assert before == after
 
 
-def test_prod_profile_applies_and_admits_everyone(hub, test_network, cert_file):
+def test_prod_profile_applies_and_admits_the_members_of_the_group(hub, test_network, cert_file):
     hub.salt_call("grains.setval", "jupyterhub_profile", "prod", check=True)
-    pillar = {"jupyterhub": {"cluster_net_cidr": f"{test_network.subnet}.0/24", "jh_admin_users": ["alice"]}}
+    pillar = {"jupyterhub": {"cluster_net_cidr": f"{test_network.subnet}.0/24", "jh_admin_users": ["alice"],
+                             "access": {"members": ["bob"]}}}
     started = time.monotonic()
     result = hub.state_apply(pillar=pillar)
     assert result.ok, str(result)
@@ -287,6 +331,10 @@ def test_prod_profile_applies_and_admits_everyone(hub, test_network, cert_file):
     assert response.status_code == 302
     status, model = current_user(session, hub)
     assert status == 200 and model["name"] == "bob" and model["admin"] is False
+    # carol has an account, and was whitelisted on dev: on prod only the group counts
+    session, response = login(hub, cert_file, "carol", USERS["carol"])
+    assert response.status_code != 302
+    assert hub.run(["id", "-nG", "carol"]).stdout.split() == ["carol"]  # removed from the group
 
 
 

@@ -1,5 +1,6 @@
 """Unit tests of _modules/jupyterhub.py: pillar validation, host values, sudo Runas list."""
 
+import grp
 import os
 import pwd
 import stat
@@ -71,7 +72,7 @@ def test_wrong_type_names_the_key(defaults, schema, config, key, expected):
 def test_unknown_keys_are_named_with_the_allowed_ones(defaults, schema):
     message = errors_of({"jh_admins": ["bob"], "hub": {"prot": 1}}, defaults, schema)
     assert "jupyterhub:jh_admins: unknown key" in message
-    assert "jupyterhub:hub:prot: unknown key; allowed keys here: extra_groups, log_level, port" in message
+    assert "jupyterhub:hub:prot: unknown key; allowed keys here: extra_groups, ip, log_level, port" in message
 
 
 def test_open_maps_accept_new_entries_but_check_their_type(defaults, schema):
@@ -134,22 +135,95 @@ def test_computed_values(defaults):
     assert conda["env_prefix"] == "/opt/conda/envs/jupyterhub"
 
 
-def test_sudo_runas_excludes_root_and_system_accounts():
-    runas = jh.sudo_runas()
-    items = [item.strip() for item in runas.split(",")]
-    assert items[0] == "ALL"
-    assert "!root" in items and "!#0" in items
-    for entry in pwd.getpwall():
-        if entry.pw_uid < 1000:
-            assert f"!{entry.pw_name}" in items
-            assert f"!#{entry.pw_uid}" in items
-        elif entry.pw_uid != 65534:
-            assert f"!{entry.pw_name}" not in items
+class FakeAccounts:
+    """pwd/grp/os.getgrouplist of a host as installers leave it: root, a system account, the
+    installer's admin (group sudo), a cloud image's `debian` (sudo ALL in sudoers.d), ordinary
+    users, and a Grid Engine manager."""
+
+    USERS = {"root": 0, "daemon": 1, "admin": 1000, "debian": 1001, "alice": 1002, "bob": 1003,
+             "sgemgr": 1004}
+    GROUPS = {"root": (0, []), "sudo": (27, ["admin"]), "users": (100, []),
+              "jupyterhub-users": (990, ["alice", "bob", "admin", "sgemgr", "daemon"])}
+
+    def getpwnam(self, name):
+        if name not in self.USERS:
+            raise KeyError(name)
+        uid = self.USERS[name]
+        return pwd.struct_passwd((name, "x", uid, 100 if uid else 0, "", f"/home/{name}", "/bin/sh"))
+
+    def getpwall(self):
+        return [self.getpwnam(name) for name in self.USERS]
+
+    def getgrnam(self, name):
+        if name not in self.GROUPS:
+            raise KeyError(name)
+        gid, members = self.GROUPS[name]
+        return grp.struct_group((name, "x", gid, members))
+
+    def getgrgid(self, gid):
+        return next(self.getgrnam(n) for n, (g, _) in self.GROUPS.items() if g == gid)
+
+    def getgrouplist(self, name, gid):
+        return [gid] + [g for n, (g, members) in self.GROUPS.items() if name in members]
 
 
-def test_sudo_runas_group():
-    assert jh.sudo_runas("root") == "%root"
-    with pytest.raises(CommandExecutionError, match="sudo_runas_group: group 'nosuchgroup'"):
+@pytest.fixture
+def accounts(monkeypatch):
+    fake = FakeAccounts()
+    monkeypatch.setattr(jh, "pwd", fake)
+    monkeypatch.setattr(jh, "grp", fake)
+    monkeypatch.setattr(jh.os, "getgrouplist", fake.getgrouplist)
+    commands = []
+
+    def run_all(argv, **kwargs):
+        commands.append(argv)
+        if argv[0] == "sudo":  # sudo -n -l -U NAME -u root /bin/sh: allowed only for debian
+            return {"retcode": 0 if argv[4] == "debian" else 1, "stdout": "", "stderr": ""}
+        if argv == ["qconf", "-sm"]:
+            return {"retcode": 0, "stdout": "root\nsgeadmin\nsgemgr", "stderr": ""}
+        return {"retcode": 1, "stdout": "", "stderr": "no operator list defined"}
+
+    monkeypatch.setitem(jh.__salt__, "cmd.run_all", run_all)
+    monkeypatch.setattr(jh.shutil, "which", lambda name: f"/usr/bin/{name}")
+    return commands
+
+
+def test_privileged_accounts_are_named_with_the_reason(accounts):
+    assert jh.privileged_reason("alice") == ""
+    assert "uid 0 is a system account" in jh.privileged_reason("root")
+    assert "uid 1 is a system account" in jh.privileged_reason("daemon")
+    assert jh.privileged_reason("admin") == "member of the privileged group sudo"
+    assert jh.privileged_reason("debian") == "sudoers lets it run anything as root"
+    assert jh.privileged_reason("sgemgr") == "Grid Engine manager or operator"
+    assert jh.privileged_reason("nobody-here") == "no such account"
+    # commands are lists, never a shell line
+    assert ["sudo", "-n", "-l", "-U", "alice", "-u", "root", "/bin/sh"] in accounts
+
+
+def test_check_server_users_refuses_every_privileged_account_at_once(accounts):
+    assert jh.check_server_users(["alice", "bob"]) is True
+    with pytest.raises(CommandExecutionError) as info:
+        jh.check_server_users(["alice", "admin", "debian", "ghost"])
+    message = str(info.value)
+    assert message.startswith("jupyterhub:access:members:")
+    assert "admin (member of the privileged group sudo)" in message
+    assert "debian (sudoers lets it run anything as root)" in message
+    assert "ghost (no such account)" in message and "alice" not in message.split("Allowed")[0]
+
+
+def test_sudo_runas_is_an_allow_list_without_privileged_members(accounts):
+    items = [item.strip() for item in jh.sudo_runas("jupyterhub-users").split(",")]
+    assert items[0] == "%jupyterhub-users"  # only the group, then exclusions (last match wins)
+    assert "ALL" not in items
+    assert {"!%sudo", "!%wheel", "!%admin", "!root", "!#0"} <= set(items)
+    # privileged accounts are excluded by uid: members admin (sudo), sgemgr (SGE manager) and
+    # daemon (system account), and debian (sudo ALL), not a member now but maybe added by hand later
+    assert {"!#1000", "!#1001", "!#1004", "!#1"} <= set(items)
+    assert "!#1002" not in items and "!#1003" not in items  # alice and bob may get servers
+
+
+def test_sudo_runas_needs_the_group():
+    with pytest.raises(CommandExecutionError, match="access:group: group 'nosuchgroup' does not exist"):
         jh.sudo_runas("nosuchgroup")
 
 

@@ -252,7 +252,7 @@ def test_job_script_from_the_shipped_template(spec):
     assert lines[0] == "#!/bin/bash"
     directives = [line for line in lines if line.startswith("#$")]
     assert directives == [
-        "#$ -S /bin/bash", "#$ -N jupyterhub", "#$ -j y", "#$ -o $HOME/.jupyterhub.sge.log",
+        "#$ -clear", "#$ -S /bin/bash", "#$ -N jupyterhub", "#$ -j y", "#$ -o $HOME/.jupyterhub.sge.log",
         "#$ -now yes", "#$ -q all.q", "#$ -pe smp 2", "#$ -l h_vmem=2G", "#$ -l h_rt=00:30:00",
     ]
     assert "export PATH=/opt/jupyterhub/venv/bin:/usr/bin:/bin" in lines
@@ -331,13 +331,54 @@ def test_secret_env_file_is_never_written_through_an_existing_file_or_link(tmp_p
 
 def test_qstat_xml_of_all_users():
     jobs = sg.parse_qstat_xml(recorded("qstat_xml_all")[1])
-    assert jobs["1"] == sg.Job("1", "r", "alice", "jhtb-q") and jobs["1"].running
+    assert jobs["1"] == sg.Job("1", "r", "alice", "jhtb-q", "sleeper") and jobs["1"].running
     assert jobs["5"].state == "qw" and not jobs["5"].running and not jobs["5"].failed
     assert jobs["4"].failed and not jobs["4"].running
     assert jobs["3"].state == "hqw"
     assert jobs["6"].running  # array job listed twice: its first (running) line counts
     assert sg.parse_qstat_xml(recorded("qstat_xml_all_empty")[1]) == {}
     assert sg.Job("7", "dr", "bob", "h").gone and not sg.Job("7", "dr", "bob", "h").running
+
+
+def _qstat_doc(*records):
+    return ("<?xml version='1.0'?>\n<job_info  xmlns:xsd=\"http://arc.liu.se/\">\n  <queue_info>\n"
+            + "".join(records) + "  </queue_info>\n  <job_info>\n  </job_info>\n</job_info>\n")
+
+
+def _record(job_id, name, owner="bob", state="r"):
+    return (f"    <job_list state=\"running\">\n      <JB_job_number>{job_id}</JB_job_number>\n"
+            f"      <JB_name>{name}</JB_name>\n      <JB_owner>{owner}</JB_owner>\n"
+            f"      <state>{state}</state>\n      <queue_name>all.q@node1</queue_name>\n    </job_list>\n")
+
+
+@pytest.mark.parametrize("name", [
+    "evil\x01\x07\x1bname",  # control characters: not allowed in XML 1.0
+    "x" * 5000,  # very long
+    "caf\ufffd-\ufffd",  # non-UTF-8 bytes, as decoded by run() (errors="replace")
+    "a\ufffeb",  # a character XML forbids
+])
+def test_another_users_job_name_cannot_blind_the_poller(name):
+    text = _qstat_doc(_record("1", "jupyterhub-0123456789", "alice"), _record("2", name, "mallory"))
+    jobs = sg.parse_qstat_xml(text)
+    assert jobs["1"] == sg.Job("1", "r", "alice", "node1", "jupyterhub-0123456789") and jobs["1"].running
+    assert jobs["2"].owner == "mallory"
+
+
+def test_an_unreadable_record_is_skipped_and_the_rest_is_kept(caplog):
+    broken = "    <job_list state=\"running\"><JB_job_number>2</JB_job_number><JB_name>a<b</JB_name></job_list>\n"
+    jobs = sg.parse_qstat_xml(_qstat_doc(_record("1", "mine", "alice"), broken, _record("3", "other")))
+    assert sorted(jobs) == ["1", "3"] and jobs["1"].running
+    assert "skipped a job record that cannot be read" in caplog.text
+
+
+def test_a_job_number_listed_twice_keeps_its_first_record():
+    jobs = sg.parse_qstat_xml(_qstat_doc(_record("1", "mine", "alice"), _record("1", "fake", "mallory", "dr")))
+    assert jobs["1"].owner == "alice" and jobs["1"].running
+
+
+def test_a_document_cut_off_is_not_trusted():
+    with pytest.raises(sg.ET.ParseError):
+        sg.parse_qstat_xml(_qstat_doc(_record("1", "mine", "alice"))[:-40])
 
 
 def test_qstat_j_reasons():
@@ -404,6 +445,38 @@ def test_run_real_commands():
     assert asyncio.run(sg.run(["sh", "-c", "cat; echo err >&2; exit 3"], input="in")) == (3, "in", "err")
     assert asyncio.run(sg.run(["/nonexistent/qsub"]))[0] == 127
     assert asyncio.run(sg.run(["sleep", "5"], timeout=0.2))[0] == 124
+
+
+def test_run_abandons_a_command_it_may_not_kill(monkeypatch):
+    """A command run through sudo belongs to root: killing it raises PermissionError in the hub."""
+    class RootOwned:  # what the hub sees of `sudo -u alice qsub` that hangs
+        killed = False
+
+        async def communicate(self, data=None):
+            await asyncio.sleep(3600)
+
+        def kill(self):
+            raise PermissionError(1, "Operation not permitted")
+
+    async def exec_sudo(*argv, **kwargs):
+        return RootOwned()
+
+    monkeypatch.setattr(sg.asyncio, "create_subprocess_exec", exec_sudo)
+    rc, out, err = asyncio.run(sg.run(["sudo", "-n", "-u", "alice", "/usr/bin/qsub"], timeout=0.1))
+    assert (rc, out) == (124, "") and err == "sudo did not answer within 0.1 s"
+
+
+def test_cluster_waits_longer_than_sudo_lets_the_command_run():
+    timeouts = []
+
+    async def runner(argv, input=None, env=None, timeout=60):
+        timeouts.append(timeout)
+        return 0, "", ""
+
+    cluster = sg.Cluster(dict(SGE, command_timeout=30), runner)
+    asyncio.run(cluster.qsub("alice", "#!/bin/bash\n"))
+    asyncio.run(cluster.qdel("alice", "1"))
+    assert timeouts == [40, 40]
 
 
 def qstat_answer(state):
@@ -494,6 +567,109 @@ def test_poller_polls_fast_while_busy_and_at_once_when_kicked():
         for _ in range(3):
             await poller.next_update()  # busy: fast interval
         assert asyncio.get_running_loop().time() - start < 2
+        poller._task.cancel()
+
+    asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------------ who gets servers
+
+ACCESS = {"group": "jupyterhub-users", "privileged_groups": ["sudo", "wheel", "admin"], "min_uid": 1000}
+
+
+@pytest.fixture
+def accounts(monkeypatch):
+    """alice (ordinary, in the group), admin (group sudo), outsider (not in the group), daemon."""
+    users = {"alice": 1002, "admin": 1000, "outsider": 1003, "daemon": 1, "sgemgr": 1004}
+    groups = {100: ("users", []), 27: ("sudo", ["admin"]),
+              990: ("jupyterhub-users", ["alice", "admin", "daemon", "sgemgr"])}
+
+    def getpwnam(name):
+        if name not in users:
+            raise KeyError(name)
+        return sg.pwd.struct_passwd((name, "x", users[name], 100, "", "/home/" + name, "/bin/sh"))
+
+    monkeypatch.setattr(sg.pwd, "getpwnam", getpwnam)
+    monkeypatch.setattr(sg.grp, "getgrgid", lambda gid: sg.grp.struct_group((groups[gid][0], "x", gid, [])))
+    monkeypatch.setattr(sg.os, "getgrouplist",
+                        lambda name, gid: [gid] + [g for g, (_, members) in groups.items() if name in members])
+
+
+def test_only_ordinary_members_of_the_group_get_servers(accounts):
+    assert sg.account_refusal("alice", ACCESS, {"root", "sgeadmin"}) == ""
+    assert "privileged account (group sudo)" in sg.account_refusal("admin", ACCESS, set())
+    assert "not in the group jupyterhub-users" in sg.account_refusal("outsider", ACCESS, set())
+    assert "system account (uid 1)" in sg.account_refusal("daemon", ACCESS, set())
+    assert "has no Unix account" in sg.account_refusal("ghost", ACCESS, set())
+    assert "Grid Engine manager or operator" in sg.account_refusal("sgemgr", ACCESS, {"sgemgr"})
+    # qconf did not answer: nobody is let through unchecked
+    assert "cannot be checked now" in sg.account_refusal("alice", ACCESS, None)
+
+
+def test_managers_and_operators_come_from_qconf():
+    answers = {"-sm": (0, "root\nsgeadmin", ""), "-so": (1, "", "no operator list defined")}
+    cluster = sg.Cluster(SGE, FakeRun(lambda argv: answers[argv[1]]))
+    assert asyncio.run(cluster.sge_privileged()) == {"root", "sgeadmin"}
+    down = sg.Cluster(SGE, FakeRun(lambda argv: (1, "", "error: commlib error: got select error")))
+    assert asyncio.run(down.sge_privileged()) is None
+
+
+def test_a_job_number_of_someone_else_is_not_followed():
+    async def scenario():
+        poller = sg.JobPoller(sg.Cluster(SGE, FakeRun(qstat_answer({"5": ("r", "n")}))), interval=5, min_gap=0)
+        await poller.ready()
+        assert poller.status("5", "u").running  # the fake lists owner "u"
+        assert poller.status("5", "alice") is None  # e.g. a job id from a stale or forged state
+        poller._task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_submit_that_timed_out_is_found_by_its_name_and_deleted():
+    async def scenario():
+        listed = {"jobs": ""}
+
+        def answer(argv):
+            if argv[0] == "/usr/bin/qstat":
+                return 0, _qstat_doc(listed["jobs"]), ""
+            return 0, "", ""  # qdel
+
+        fake = FakeRun(answer)
+        poller = sg.JobPoller(sg.Cluster(SGE, fake), interval=0.02, fast_interval=0.01, min_gap=0)
+        poller.find_and_delete("alice", "jupyterhub-abc")
+        await poller.next_update()
+        # the qmaster had queued it after all: it shows up, and is deleted as its owner
+        listed["jobs"] = _record("9", "jupyterhub-abc", "alice", "qw") + _record("8", "jupyterhub-abc", "bob")
+        await poller.next_update()
+        await poller.next_update()
+        qdels = [c["argv"] for c in fake.calls if "/usr/bin/qdel" in c["argv"]]
+        assert qdels and all(argv == ["sudo", "-n", "-u", "alice", "/usr/bin/qdel", "9"] for argv in qdels)
+        listed["jobs"] = _record("8", "jupyterhub-abc", "bob")
+        await poller.next_update()
+        assert poller.to_delete == {} and poller.lost_submits == {}
+        poller._task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_qdel_is_repeated_until_the_job_is_gone():
+    async def scenario():
+        state = {"qdel": (1, "", "error: commlib error: got select error (Connection refused)")}
+
+        def answer(argv):
+            if argv[0] == "/usr/bin/qstat":
+                return 0, _qstat_doc(_record("4", "jupyterhub-x", "alice") if "listed" not in state else ""), ""
+            return state["qdel"]
+
+        fake = FakeRun(answer)
+        poller = sg.JobPoller(sg.Cluster(SGE, fake), interval=0.02, fast_interval=0.01, min_gap=0)
+        poller.delete_later("4", "alice")
+        for _ in range(3):
+            await poller.next_update()
+        assert "4" in poller.to_delete
+        state["listed"] = True  # the qmaster is back and the job has gone
+        await poller.next_update()
+        assert poller.to_delete == {}
         poller._task.cancel()
 
     asyncio.run(scenario())

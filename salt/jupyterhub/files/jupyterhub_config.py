@@ -1,27 +1,50 @@
 """JupyterHub configuration. Managed by Salt (jupyterhub.config): local changes are overwritten.
 
-Everything site-specific comes from settings.json, which Salt renders from the validated pillar.
+Everything site-specific comes from settings.json (next to this file), which Salt renders from
+the validated pillar.
 """
 
 import json
 import os
 import sys
 
-SETTINGS_FILE = os.environ.get("JUPYTERHUB_SETTINGS", "/etc/jupyterhub/settings.json")
+from jupyterhub.auth import PAMAuthenticator
+
+SETTINGS_FILE = os.environ.get(
+    "JUPYTERHUB_SETTINGS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "settings.json")
+)
 with open(SETTINGS_FILE, encoding="utf-8") as handle:
     settings = json.load(handle)
 
 c = get_config()  # noqa: F821 - provided by JupyterHub's config loader
 hub = settings["hub"]
-runtime = settings["runtime_dir"]
 
-# Who may log in: local accounts through PAM. dev: only the whitelist; prod: everyone.
-c.JupyterHub.authenticator_class = "pam"
-c.Authenticator.admin_users = set(settings["jh_admin_users"])
+
+class SiteAuthenticator(PAMAuthenticator):
+    """PAM, with pillar authoritative for who may log in: a user whom a pillar edit no longer
+    allows must log in again at their next request, and that login is refused."""
+
+    async def refresh_user(self, user, handler=None):
+        if user.name in self.allowed_users or self.check_allowed(user.name):
+            return True
+        self.log.warning("%s is no longer allowed (pillar): login required", user.name)
+        return False
+
+
+# Who may log in: local accounts through PAM. dev: only jh_whitelist_users; otherwise the members
+# of the allow-list group (access:group). Admins may always log in. Neither list only adds:
+# removing a name from pillar removes the login (allow_existing_users off) and the admin role
+# (its membership is set exactly).
+admins = sorted(settings["jh_admin_users"])
+c.JupyterHub.authenticator_class = SiteAuthenticator
+c.Authenticator.allow_existing_users = False
+c.Authenticator.allow_all = False
 if settings["is_devel_env"]:
-    c.Authenticator.allowed_users = set(settings["jh_whitelist_users"])
+    c.Authenticator.allowed_users = set(settings["jh_whitelist_users"]) | set(admins)
 else:
-    c.Authenticator.allow_all = True
+    c.Authenticator.allowed_users = set(admins)
+    c.PAMAuthenticator.allowed_groups = {settings["access"]["group"]}
+c.JupyterHub.load_roles = [{"name": "admin", "users": admins}]
 
 # nginx terminates TLS and forwards to the proxy on loopback; the proxy runs as its own service
 # (jupyterhub-proxy) so that restarting the hub does not drop the routes of running servers.
@@ -29,9 +52,11 @@ c.JupyterHub.bind_url = f"http://127.0.0.1:{hub['proxy_port']}"
 c.JupyterHub.hub_bind_url = f"http://{settings['hub_ip']}:{hub['port']}"
 c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub['proxy_api_port']}"
+# Users only ever reach the hub over https (nginx): its cookies are Secure.
+c.JupyterHub.tornado_settings = {"cookie_options": {"secure": True}}
 
-c.JupyterHub.cookie_secret_file = os.path.join(runtime, "jupyterhub_cookie_secret")
-c.JupyterHub.db_url = "sqlite:///" + os.path.join(runtime, "jupyterhub.sqlite")
+c.JupyterHub.cookie_secret_file = settings["cookie_secret_file"]
+c.JupyterHub.db_url = "sqlite:///" + os.path.join(settings["state_dir"], "jupyterhub.sqlite")
 c.JupyterHub.log_level = hub["log_level"]
 # Stopping or restarting the hub leaves the users' jobs running.
 c.JupyterHub.cleanup_servers = False

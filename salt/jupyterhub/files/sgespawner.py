@@ -20,6 +20,7 @@ its port (or its failure) to.
 """
 
 import asyncio
+import grp
 import html
 import json
 import logging
@@ -232,6 +233,44 @@ def form_fields(spec, previous=None):
 
 
 # ---------------------------------------------------------------------------------------------
+# Who may get a server
+# ---------------------------------------------------------------------------------------------
+def account_refusal(name, access, sge_privileged):
+    """Why account ``name`` may not get a server, or "" (checked before every submit).
+
+    The rules of the role's sudo allow-list (pillar ``access``): a Unix account with uid >=
+    ``min_uid``, in ``group``, in none of ``privileged_groups``, and not a Grid Engine manager or
+    operator (``sge_privileged``: names from ``qconf -sm``/``-so``, None when qconf failed: then
+    nobody is let through). Accounts that sudoers lets run anything are refused by sudo itself
+    (the role removes them from the sudo rule when it is applied).
+    """
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return f"{name} has no Unix account on the hub host"
+    if entry.pw_uid < access["min_uid"] or entry.pw_uid == 65534:
+        return f"{name} is a system account (uid {entry.pw_uid}); servers are for ordinary users"
+    groups = set()
+    for gid in os.getgrouplist(name, entry.pw_gid):
+        try:
+            groups.add(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            continue
+    privileged = sorted(groups & set(access["privileged_groups"]))
+    if privileged:
+        return (f"{name} is a privileged account (group {', '.join(privileged)}); "
+                "servers are for ordinary users")
+    if access["group"] not in groups:
+        return (f"{name} is not in the group {access['group']} of users who may get servers; "
+                "ask the administrators")
+    if sge_privileged is None:
+        return "Grid Engine's managers and operators cannot be checked now (qconf failed); try again later"
+    if name in sge_privileged:
+        return f"{name} is a Grid Engine manager or operator; servers are for ordinary users"
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------
 # The job: qsub options and script
 # ---------------------------------------------------------------------------------------------
 def _amount(name, request, field):
@@ -315,6 +354,7 @@ class Job(NamedTuple):
     state: str  # qw, hqw, Eqw, r, t, Rr, s, dr, ...
     owner: str
     host: str  # execution host ('' while pending)
+    name: str = ""  # job name (qsub -N)
 
     @property
     def gone(self):
@@ -329,14 +369,47 @@ class Job(NamedTuple):
         return bool(self.state) and not (self.gone or self.failed or "q" in self.state)
 
 
+# characters XML 1.0 forbids (SGE writes job names as they are: a control character in another
+# user's job name would make the whole document unreadable)
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_JOB_RECORD = re.compile(r"<job_list\b.*?</job_list>", re.S)
+
+
+def _job_records(text):
+    """The job_list elements of a ``qstat -xml`` document, read defensively (see parse_qstat_xml)."""
+    text = _XML_FORBIDDEN.sub("?", text)
+    try:
+        return list(ET.fromstring(text).iter("job_list"))
+    except ET.ParseError:
+        if not text.rstrip().endswith("</job_info>"):
+            raise  # not a complete document (e.g. cut off): nothing in it can be trusted
+    records = []
+    for chunk in _JOB_RECORD.findall(text):
+        try:
+            records.append(ET.fromstring(chunk))
+        except ET.ParseError as exc:
+            log.warning("qstat: skipped a job record that cannot be read (%s): %.200r", exc, chunk)
+    return records
+
+
 def parse_qstat_xml(text):
-    """``qstat -xml -u '*'`` -> {job id: Job}."""
+    """``qstat -xml -u '*'`` -> {job id: Job}.
+
+    What other users control (job names, paths, projects) is never trusted to be well-formed:
+    characters XML forbids are replaced, a record that still cannot be read is skipped and logged,
+    and a job number that appears twice keeps its first record. One user's job cannot make every
+    session "unknown". A document that is cut off raises ``ET.ParseError``.
+    """
     jobs = {}
-    for item in ET.fromstring(text).iter("job_list"):
-        job_id = item.findtext("JB_job_number") or ""
+    for item in _job_records(text):
+        job_id = (item.findtext("JB_job_number") or "").strip()
+        if not job_id.isdigit():
+            log.warning("qstat: skipped a job record without a job number")
+            continue
         queue = item.findtext("queue_name") or ""
-        jobs.setdefault(job_id, Job(job_id, item.findtext("state") or "", item.findtext("JB_owner") or "",
-                                    queue.partition("@")[2]))
+        jobs.setdefault(job_id, Job(job_id, (item.findtext("state") or "").strip(),
+                                    (item.findtext("JB_owner") or "").strip(),
+                                    queue.partition("@")[2].strip(), item.findtext("JB_name") or ""))
     return jobs
 
 
@@ -365,7 +438,11 @@ def parse_qstat_j(text):
 
 
 async def run(argv, input=None, env=None, timeout=60):
-    """Run a command without a shell -> (returncode, stdout, stderr); rc 127 if it cannot run."""
+    """Run a command without a shell -> (returncode, stdout, stderr); rc 127 if it cannot run,
+    124 if it did not finish in ``timeout`` seconds.
+
+    A command run through sudo belongs to root and cannot be signalled from the hub: sudo ends it
+    itself (sudoers ``command_timeout``, shorter than ``timeout``); here it is only abandoned."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -376,15 +453,19 @@ async def run(argv, input=None, env=None, timeout=60):
     try:
         out, err = await asyncio.wait_for(proc.communicate(input.encode() if input else None), timeout)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return 124, "", f"{argv[0]} timed out after {timeout} s"
+        try:
+            proc.kill()
+            await proc.wait()
+        except (PermissionError, ProcessLookupError):
+            pass  # a root-owned sudo: its command_timeout ends it
+        return 124, "", f"{os.path.basename(argv[0])} did not answer within {timeout} s"
     return proc.returncode, out.decode(errors="replace").strip(), err.decode(errors="replace").strip()
 
 
 class Cluster:
     """The Grid Engine commands, from settings ``sge``: qsub/qdel as the user through sudo
-    (sudoers allows exactly these), qstat and qconf -s* as the hub user."""
+    (sudoers allows exactly these, as members of the allow-list group), qstat and qconf -s* as
+    the hub user."""
 
     SUDO = ("sudo", "-n", "-u")  # -n: fail instead of asking for a password
 
@@ -393,34 +474,47 @@ class Cluster:
         self.run = runner
         self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
                     "SGE_ROOT": sge["root"], "SGE_CELL": sge["cell"]}
+        # sudo ends qsub/qdel after command_timeout; the hub waits a little longer for sudo
+        self.timeout = sge.get("command_timeout", 30) + 10
         self._lists = {}  # qconf option -> (time, names)
 
     def _as(self, user, *argv):
         return [*self.SUDO, user, *argv]
 
     async def qsub(self, user, script):
-        return await self.run(self._as(user, self.sge["qsub"], "-terse"), input=script, env=self.env)
+        return await self.run(self._as(user, self.sge["qsub"], "-terse"), input=script, env=self.env,
+                              timeout=self.timeout)
 
     async def qdel(self, user, job_id):
-        return await self.run(self._as(user, self.sge["qdel"], job_id), env=self.env)
+        return await self.run(self._as(user, self.sge["qdel"], job_id), env=self.env, timeout=self.timeout)
 
     async def qstat(self):
-        return await self.run([self.sge["qstat"], "-xml", "-u", "*"], env=self.env)
+        return await self.run([self.sge["qstat"], "-xml", "-u", "*"], env=self.env, timeout=self.timeout)
 
     async def qstat_j(self, job_ids):
-        return await self.run([self.sge["qstat"], "-j", ",".join(job_ids)], env=self.env)
+        return await self.run([self.sge["qstat"], "-j", ",".join(job_ids)], env=self.env, timeout=self.timeout)
 
     async def qconf_list(self, option, max_age=60):
         """Names ``qconf -sql``/``-spl``/``-sprjl`` lists; None if qconf fails (check skipped)."""
         cached = self._lists.get(option)
         if cached and time.monotonic() - cached[0] < max_age:
             return cached[1]
-        rc, out, err = await self.run([self.sge["qconf"], option], env=self.env)
+        rc, out, err = await self.run([self.sge["qconf"], option], env=self.env, timeout=self.timeout)
         if rc != 0 and not err.startswith("no "):  # "no project list defined" = empty list
             log.warning("qconf %s failed (rc %s): %s; not checking against it", option, rc, err)
             return None
         names = out.split() if rc == 0 else []
         self._lists[option] = (time.monotonic(), names)
+        return names
+
+    async def sge_privileged(self):
+        """Grid Engine managers and operators (``qconf -sm``, ``-so``); None when qconf fails."""
+        names = set()
+        for option in ("-sm", "-so"):
+            listed = await self.qconf_list(option)
+            if listed is None:
+                return None
+            names.update(listed)
         return names
 
     async def live_lists(self, fields):
@@ -447,6 +541,9 @@ class JobPoller:
         self.interval, self.fast_interval, self.min_gap = interval, fast_interval, min_gap
         self.jobs, self.ok, self.reasons = {}, False, {}
         self.starting, self.busy, self.watch = set(), 0, {}
+        # jobs the hub must still delete: job id -> owner (a qdel failed), and submits that timed
+        # out: (owner, job name) -> monotonic deadline (a job that shows up by then is deleted)
+        self.to_delete, self.lost_submits = {}, {}
         self.generation, self.qstat_calls, self._detail_at = 0, 0, {}
         self._task, self._kick, self._updated = None, None, None
 
@@ -490,6 +587,7 @@ class JobPoller:
                 log.warning("qstat answers again")
             self.jobs, self.ok = jobs, True
             await self._fetch_reasons()
+            await self._delete_leftovers()
         self.generation += 1
         if self._updated:
             async with self._updated:
@@ -498,6 +596,34 @@ class JobPoller:
             for job_id, callback in list(self.watch.items()):
                 if self.status(job_id) is None:
                     callback()
+
+    def delete_later(self, job_id, owner):
+        """Keep deleting ``job_id`` at every poll until it has left the queue."""
+        self.to_delete[job_id] = owner
+        self.kick()
+
+    def find_and_delete(self, owner, job_name, within=300):
+        """A submit of ``job_name`` timed out: delete the job if it shows up within ``within`` s."""
+        self.lost_submits[(owner, job_name)] = time.monotonic() + within
+        self.kick()
+
+    async def _delete_leftovers(self):
+        now = time.monotonic()
+        for key, deadline in list(self.lost_submits.items()):
+            found = [job for job in self.jobs.values() if (job.owner, job.name) == key]
+            for job in found:
+                log.warning("deleting job %s of %s: its submit timed out", job.id, job.owner)
+                self.to_delete[job.id] = job.owner
+            if found or now > deadline:
+                del self.lost_submits[key]
+        for job_id, owner in list(self.to_delete.items()):
+            job = self.jobs.get(job_id)
+            if job is None or job.gone or job.owner != owner:
+                del self.to_delete[job_id]
+                continue
+            rc, _, err = await self.cluster.qdel(owner, job_id)
+            if rc != 0:
+                log.error("qdel %s (of %s) failed (rc %s): %s; trying again", job_id, owner, rc, err)
 
     async def _fetch_reasons(self):
         now = time.monotonic()
@@ -512,10 +638,15 @@ class JobPoller:
             self.reasons.update(parse_qstat_j(out))
             self._detail_at.update(dict.fromkeys(wanted, now))
 
-    def status(self, job_id):
+    def status(self, job_id, owner=None):
+        """The job from the last snapshot; None when it left the queue (or, with ``owner``, when
+        the job of that number belongs to someone else); UNKNOWN when qstat failed."""
         if not self.ok:
             return UNKNOWN
         job = self.jobs.get(job_id)
+        if job is not None and owner is not None and job.owner != owner:
+            log.warning("job %s belongs to %r, not %r: not following it", job_id, job.owner, owner)
+            return None
         return None if job is None or job.gone else job
 
     async def next_update(self, kick=False):
@@ -566,10 +697,6 @@ def _poller(settings):
         _shared["poller"] = JobPoller(_shared["cluster"], spec["poll_interval"],
                                       spec["startup_poll_interval"])
     return _shared["poller"]
-
-
-def secrets_dir(settings):
-    return settings["spawner"]["secrets_dir"] or os.path.join(settings["runtime_dir"], "secrets")
 
 
 def last_end_message(user):
@@ -663,7 +790,7 @@ if GridengineSpawner is not None:
             if not self.job_id:
                 return JobStatus.NOTFOUND
             await self.poller.ready()
-            job = self.poller.status(self.job_id)
+            job = self.poller.status(self.job_id, self.user.name)
             if job is UNKNOWN:
                 return JobStatus.UNKNOWN
             if job is None:
@@ -719,7 +846,7 @@ if GridengineSpawner is not None:
                 shown = len(self._messages)
                 await asyncio.sleep(0.1)
 
-        def job_script(self, request):
+        def job_script(self, request, job_name):
             spec = self.sge_settings["spawner"]
             path = spec["job_template"] or os.path.join(
                 self.sge_settings["config_dir"], "templates", "sgespawner-job.sh.j2")
@@ -727,7 +854,7 @@ if GridengineSpawner is not None:
                 template = handle.read()
             worker_env = spec["worker_env"] or self.sge_settings["env_prefix"]
             return render_job_script(
-                template, username=self.user.name, job_name=spec["job_name"], output=spec["output"],
+                template, username=self.user.name, job_name=job_name, output=spec["output"],
                 options=job_options(request, spec), env_file=self.env_file, request=request,
                 path=f"{worker_env}/bin:/usr/local/bin:/usr/bin:/bin", prologue=spec["prologue"],
                 cmd=shlex.join([*self.cmd, *self.get_args()]),
@@ -740,11 +867,13 @@ if GridengineSpawner is not None:
                 self.server.port = self.port
             request = await self.check_options(self.user_options)
             LAST_END.pop((self.user.name, self.name), None)
-            try:
-                uid = pwd.getpwnam(self.user.name).pw_uid
-            except KeyError:
-                raise spawn_error(f"{self.user.name} has no Unix account on the hub host", "account", 400) from None
-            self.env_file = os.path.join(secrets_dir(self.sge_settings), uuid.uuid4().hex + ".env")
+            cluster = self.poller.cluster
+            refusal = account_refusal(self.user.name, self.sge_settings["access"], await cluster.sge_privileged())
+            if refusal:
+                self.log.warning("%s: not submitting: %s", self._log_name, refusal)
+                raise spawn_error(f"No server for this account: {refusal}", "account", 403)
+            uid = pwd.getpwnam(self.user.name).pw_uid
+            self.env_file = os.path.join(self.sge_settings["secrets_dir"], uuid.uuid4().hex + ".env")
             # the job's PATH and SGE_* come from the template and the execution host, not the hub
             env = {k: v for k, v in self.get_env().items() if k != "PATH" and not k.startswith("SGE_")}
             try:
@@ -755,11 +884,28 @@ if GridengineSpawner is not None:
                                   "see spawner:secrets_dir", "token_file") from None
             summary = ", ".join(f"{k}={v}" for k, v in request.items() if v not in ("", 0))
             self._say(f"Submitting the job ({summary})", 10)
-            rc, out, err = await self.poller.cluster.qsub(self.user.name, self.job_script(request))
+            # a name of its own: a submit that times out can still be found (and deleted)
+            job_name = f"{self.spec['job_name']}-{uuid.uuid4().hex[:10]}"
+            submitted = time.monotonic()
+            rc, out, err = await cluster.qsub(self.user.name, self.job_script(request, job_name))
             if rc != 0 or not re.match(r"[0-9]+", out):
                 remove_file(self.env_file)
+                # a qsub that failed half-way (e.g. ended by sudo's command_timeout) may still have
+                # queued the job: the poller deletes a job of this name if one shows up
+                self.poller.find_and_delete(self.user.name, job_name)
                 lines = [line for line in err.splitlines() if line.strip() and not line.startswith("Waiting for")]
                 message = " ".join(lines) or f"qsub exit status {rc}"
+                if rc == 124 or time.monotonic() - submitted >= self.sge_settings["sge"]["command_timeout"]:
+                    if re.match(r"[0-9]+", out):  # it submitted, then waited for the job to end
+                        raise spawn_error("qsub did not return after submitting the job: is there "
+                                          "`-sync y` in your ~/.sge_request? Remove it and try again",
+                                          "qsub", 503)
+                    raise spawn_error(f"Grid Engine did not answer in time ({message}); if the job was "
+                                      "queued anyway the hub deletes it. Try again later", "qsub", 503)
+                if "sudo:" in message or "is not allowed to execute" in message:
+                    self.log.error("%s: sudo refused the submit: %s", self._log_name, message)
+                    raise spawn_error(f"The hub may not start jobs as {self.user.name} (a privileged account, or "
+                                      "not in the group of users who may get servers)", "account", 403)
                 raise spawn_error(f"Grid Engine refused the job: {message}", "qsub", 503)
             self.job_id = re.match(r"[0-9]+", out).group()
             self.job_runtime = request["runtime"]
@@ -778,7 +924,7 @@ if GridengineSpawner is not None:
             try:
                 await poller.next_update(kick=True)
                 while True:
-                    job = poller.status(job_id)
+                    job = poller.status(job_id, self.user.name)
                     if job is UNKNOWN:
                         message, progress = "Grid Engine does not answer (qstat failed); retrying", 30
                     elif job is None:
@@ -846,7 +992,10 @@ if GridengineSpawner is not None:
                 return
             rc, out, err = await self.poller.cluster.qdel(self.user.name, self.job_id)
             if rc != 0 and "does not exist" not in err:
-                self.log.error("%s: qdel %s failed (rc %s): %s", self._log_name, self.job_id, rc, err)
+                # qdel failed or did not answer: the poller keeps deleting the job until it is gone
+                self.log.error("%s: qdel %s failed (rc %s): %s; the hub keeps deleting it",
+                               self._log_name, self.job_id, rc, err)
+                self.poller.delete_later(self.job_id, self.user.name)
             LAST_END.pop((self.user.name, self.name), None)
             if now:
                 return
@@ -855,7 +1004,7 @@ if GridengineSpawner is not None:
                 deadline = time.monotonic() + 15
                 while time.monotonic() < deadline:
                     await self.poller.next_update(kick=True)
-                    if self.poller.status(self.job_id) is None:
+                    if self.poller.status(self.job_id, self.user.name) is None:
                         return
                 self.log.warning("%s: job %s is still in the queue after qdel", self._log_name, self.job_id)
             finally:
@@ -917,12 +1066,6 @@ def configure(c, settings):
     c.SGESpawner.startup_poll_interval = spec["startup_poll_interval"]
     c.JupyterHub.template_paths.insert(0, os.path.join(settings["config_dir"], "templates"))
     c.JupyterHub.template_vars.update({"sge_last_end": last_end_message})
-
-    directory = secrets_dir(settings)
-    if not os.path.isdir(directory) and os.access(os.path.dirname(directory), os.W_OK):
-        os.mkdir(directory)
-    if os.path.isdir(directory) and os.stat(directory).st_uid == os.geteuid():
-        os.chmod(directory, 0o711)  # the users reach their file by its (random) name, cannot list
 
     culler = settings["idle_culler"]
     if culler["enabled"]:
