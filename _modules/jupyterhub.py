@@ -15,6 +15,7 @@ import os
 import pwd
 import secrets
 import shutil
+import socket
 import stat
 import sys
 import tempfile
@@ -172,6 +173,45 @@ def cluster_address(cidr):
         f"(its addresses: {', '.join(addresses) or 'none'}); set cluster_net_cidr to the "
         "network the worker nodes reach this host on"
     )
+
+
+def sge_qmaster(qmaster):
+    """
+    How Grid Engine names the qmaster host ``qmaster`` when it resolves it on this host
+    (``gethostbyname``: the canonical name and the first IPv4 address), for the files the
+    states write before the qmaster first starts:
+
+    ``name``
+        for ``act_qmaster``: the canonical name, the one ``sge_qmaster`` writes there itself
+        at start (Debian's cell has ``ignore_fqdn false``: the FQDN when /etc/hosts or DNS
+        gives one), so the file stays as written.
+
+    ``host_aliases``
+        the line for ``<root>/<cell>/common/host_aliases`` on the qmaster host, or ``""``. Where
+        the host's own name resolves to a loopback address (``127.0.1.1 <fqdn> <host>``: the
+        Debian installer with DHCP, Debian's cloud images), every local client (``qconf``, the
+        execd) reaches the qmaster from 127.0.0.1, which Grid Engine resolves to ``localhost``,
+        and is refused (``local host name error``); ``<name> localhost`` makes both one host.
+
+    Raises ``CommandExecutionError`` naming ``jupyterhub:sge:qmaster`` when the name does not
+    resolve (nothing could reach the qmaster).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call jupyterhub.sge_qmaster demo
+    """
+    try:
+        canonical, _, addresses = socket.gethostbyname_ex(qmaster)
+    except OSError as exc:
+        raise CommandExecutionError(
+            f"jupyterhub:sge:qmaster: the qmaster host name {qmaster!r} does not resolve on this "
+            f"host ({exc}); add it to /etc/hosts or DNS, or set jupyterhub:sge:qmaster to a name "
+            "that resolves (empty: this host's name)"
+        ) from exc
+    loopback = ipaddress.ip_address(addresses[0]).is_loopback
+    return {"name": canonical, "host_aliases": f"{canonical} localhost" if loopback else ""}
 
 
 def computed(config):

@@ -826,6 +826,33 @@ def _complexes():
     return _parse_complexes(ret["stdout"])
 
 
+def modify_complex(name, **attrs):
+    """
+    Change columns of one complex attribute (``qconf -Mc`` with the whole table, every other
+    row as SGE listed it), e.g. make ``h_vmem`` a consumable. ``attrs``: ``shortcut``,
+    ``type``, ``relop``, ``requestable``, ``consumable``, ``default``, ``urgency``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' sge.modify_complex h_vmem consumable=YES default=1G
+    """
+    attrs = {k: v for k, v in attrs.items() if not k.startswith("__")}
+    unknown = sorted(set(attrs) - set(_COMPLEX_COLUMNS[1:]))
+    if unknown:
+        raise SaltInvocationError(
+            f"complex {name}: unknown column(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(_COMPLEX_COLUMNS[1:])}"
+        )
+    complexes = _complexes()
+    if name not in complexes:
+        raise CommandExecutionError(f"complex {name} does not exist (qconf -sc)")
+    complexes[name].update({k: _value(v) for k, v in attrs.items()})
+    table = "".join(" ".join(row[c] for c in _COMPLEX_COLUMNS) + "\n" for row in complexes.values())
+    return _check(_with_file("-Mc", table, "complexes"), f"modifying complex {name}")
+
+
 def _parse_complexes(text):
     """
     Parse ``qconf -sc`` output into ``{name: {column: value}}``.

@@ -1,6 +1,6 @@
 """
 Manage a Grid Engine cell: submit, admin and execution hosts, host groups, cluster queues,
-parallel environments, the scheduler and the global configuration.
+parallel environments, complex attributes, the scheduler and the global configuration.
 
 A thin layer over the :py:mod:`sge execution module <_modules.sge>`: every state reads the
 current value, does nothing when it already matches, predicts the change with ``test=True``
@@ -258,7 +258,8 @@ def exec_host_absent(name):
 def hostgroup_present(name, hosts):
     """
     Make sure host group ``name`` (``@...``) contains exactly ``hosts`` (order does not
-    matter).
+    matter). Host names are compared as Grid Engine resolves them (``node01`` is
+    ``node01.example.org`` where the resolver gives the FQDN).
 
     .. code-block:: yaml
 
@@ -268,8 +269,8 @@ def hostgroup_present(name, hosts):
             - hosts: [node01, node02]
     """
     ret = _ret(name)
-    hosts = list(hosts or [])
     try:
+        hosts = [__salt__["sge.resolve_host"](host) for host in hosts or []]
         current = __salt__["sge.show_hostgroup"](name)
     except CommandExecutionError as exc:
         return _fail(ret, str(exc))
@@ -367,4 +368,35 @@ def config_present(name, settings):
         f"configuration {name}",
         lambda: __salt__["sge.show_config"](name),
         lambda: __salt__["sge.modify_config"](name, **settings),
+    )
+
+
+def complex_present(name, settings):
+    """
+    Make sure complex attribute ``name`` has the given columns of ``qconf -sc``
+    (``shortcut``, ``type``, ``relop``, ``requestable``, ``consumable``, ``default``,
+    ``urgency``); the other columns and complexes are kept.
+
+    .. code-block:: yaml
+
+        h_vmem-is-consumable:
+          sge.complex_present:
+            - name: h_vmem
+            - settings:
+                consumable: "YES"
+    """
+    settings = dict(settings or {})
+
+    def show():
+        current = __salt__["sge.show_complex"](name)
+        if not current:
+            raise CommandExecutionError(f"complex {name} does not exist (qconf -sc)")
+        return current
+
+    return _config_present(
+        name,
+        settings,
+        f"complex {name}",
+        show,
+        lambda: __salt__["sge.modify_complex"](name, **settings),
     )

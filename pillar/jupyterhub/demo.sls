@@ -11,3 +11,15 @@ jupyterhub:
     ip: 127.0.0.1
   tls:
     self_signed: true
+  # The form offers what this host has: the cell counts slots and RAM (h_vmem, per slot) against
+  # the host's cores and memory (jupyterhub:sge:cell_setup:exec_host), so at most all its cores,
+  # and per core at most its memory divided by its cores.
+{%- set cores = grains["num_cpus"] %}
+{%- set ram_per_core = [grains["mem_total"] // 1024 // cores, 1] | max %}
+  spawner:
+    fields:
+      slots:
+        max: {{ cores }}
+      ram:
+        default: {{ [2, ram_per_core] | min }}
+        max: {{ ram_per_core }}

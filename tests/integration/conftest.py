@@ -2,6 +2,7 @@
 
     def test_something(make_host):
         hub = make_host("hub")                        # container <prefix>-hub, hostname "hub"
+        demo = make_host("demo", shape="loopback")    # its name on 127.0.1.1, like a Debian install
         node = make_host("node1", binds=[(shared, "/opt/shared")])
         assert hub.state_apply("jupyterhub", pillar={...}).ok
 
@@ -60,11 +61,16 @@ def test_network():
 
 @pytest.fixture(scope="session")
 def make_host(host_template, test_network):
-    """make_host(name, *, ip=None, binds=()) -> hosts.Host, booted and with the repo at /srv/formula.
+    """make_host(name, *, ip=None, binds=(), shape="bridge") -> hosts.Host, booted and with the repo
+    at /srv/formula.
 
     Hosts live until the end of the session unless the test stops them (host.stop()); names are unique
     among running hosts. binds: [(dir on the machine, dir in the container)], e.g. a shared filesystem.
+    shape: how the host's own name resolves, as on real installs - "loopback" (127.0.1.1: Debian
+    installer, cloud images), "static" (its address, with an FQDN), "two-nics" (a cluster and a
+    public interface, the name on the public one) - or "bridge" (the harness's plain shape); see
+    tests/support/hosts.py.
     """
-    def make(name, *, ip=None, binds=()):
-        return test_network.add_host(name, host_template, ip=ip, binds=binds)
+    def make(name, *, ip=None, binds=(), shape="bridge"):
+        return test_network.add_host(name, host_template, ip=ip, binds=binds, shape=shape)
     return make

@@ -101,3 +101,23 @@ def test_stop_removes_everything(make_host, test_network):
     assert "gamma" not in test_network.hosts
     assert not gamma.dir.exists() and not any(d.exists() for d in gamma.cgroups)
     assert str(gamma.root) not in open("/proc/self/mountinfo").read()
+
+
+@pytest.mark.parametrize("shape", ["loopback", "static", "two-nics"])
+def test_host_shapes_resolve_names_like_real_installs(make_host, test_network, alpha, shape):
+    host = make_host(f"shape-{shape}", shape=shape)
+    try:
+        own = {"loopback": "127.0.1.1", "static": host.ip, "two-nics": host.public_ip}[shape]
+        assert host.run(["getent", "hosts", host.name]).stdout.split()[:2] == [own, host.fqdn]
+        assert host.run(["hostname", "--fqdn"]).stdout.strip() == f"{host.name}.jhsalt.test"
+        addresses = {line.split()[1]: line.split()[3] for line in host.run(
+            ["ip", "-4", "-o", "addr", "show", "scope", "global"]).stdout.splitlines()}
+        expected = {"host0": f"{host.ip}/24"}
+        if shape == "two-nics":
+            expected["pub0"] = f"{host.public_ip}/24"
+        assert addresses == expected
+        # the others see its name on the bridge (cluster network) address, and it sees theirs
+        assert alpha.run(["getent", "hosts", host.name]).stdout.split()[:2] == [host.ip, host.fqdn]
+        assert host.run(["getent", "hosts", "alpha"]).stdout.split()[0] == alpha.ip
+    finally:
+        host.stop()

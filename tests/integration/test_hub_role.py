@@ -42,9 +42,12 @@ def main_pids(host):
     return out
 
 
-@pytest.fixture(scope="module")
-def hub(make_host, test_network):
-    host = make_host("hub")
+@pytest.fixture(scope="module", params=["loopback", "static"])
+def hub(make_host, test_network, request):
+    """The hub host as fresh Debian 12 hosts come: its name on 127.0.1.1 (Debian installer, cloud
+    images) or on its address with an FQDN (static install)."""
+    TIMINGS.clear()
+    host = make_host("hub", shape=request.param)
     for user, password in USERS.items():
         host.run(["useradd", "--create-home", "--shell", "/bin/bash", user])
         host.run(["chpasswd"], input=f"{user}:{password}\n")
@@ -55,7 +58,7 @@ def hub(make_host, test_network):
     host.first_apply = first
     yield host
     host.stop()
-    print("\nhub role timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in TIMINGS.items()))
+    print(f"\nhub role timings ({host.shape} host): " + ", ".join(f"{k} {v:.1f} s" for k, v in TIMINGS.items()))
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +120,8 @@ def test_http_redirects_to_https(hub):
 
 def test_certificate_names_the_host(hub):
     text = hub.run(["openssl", "x509", "-noout", "-text", "-in", "/etc/jupyterhub/ssl/hub.crt"]).stdout
-    assert f"IP Address:{hub.ip}" in text and "DNS:hub" in text
+    assert f"IP Address:{hub.ip}" in text and f"DNS:{hub.fqdn}" in text
+    assert re.search(r"DNS:hub(,|$)", text, re.MULTILINE)  # the short name too
     csr = hub.run(["openssl", "req", "-noout", "-text", "-in", "/etc/jupyterhub/ssl/hub.csr"]).stdout
     assert f"IP Address:{hub.ip}" in csr
 

@@ -3,6 +3,10 @@ a JupyterHub host `hub` with the client (jupyterhub.sge.client), registered as a
 `qmaster` by jupyterhub.sge.submit_hosts; an ordinary user on `hub` runs an immediate job on
 `qmaster`. Also the sge execution module against the real cell and the systemd units.
 
+Both hosts come as real ones do: `qmaster` has two interfaces (the cluster network and a public
+one its own name resolves to), `hub` has its own name on 127.0.1.1 (Debian installer, cloud images)
+while the qmaster's name resolves to its cluster address: the hub must still submit.
+
 The tests of this module run in order and build on each other (module-scoped hosts). Apply times
 are printed (pytest -s) and written to $JHSALT_SGE_TIMES (default: none)."""
 
@@ -15,6 +19,8 @@ import pytest
 from tests.support.hosts import wait_for
 
 SGE = {"qmaster": "qmaster"}
+# the names Grid Engine knows the hosts by: their FQDNs (Debian's cell has ignore_fqdn false)
+QM, HUB = "qmaster.jhsalt.test", "hub.jhsalt.test"
 USER, UID = "alice", 2001
 TIMES = {}
 
@@ -41,20 +47,20 @@ def report_times():
 
 @pytest.fixture(scope="module")
 def qmaster(make_host):
-    host = make_host("qmaster")
+    host = make_host("qmaster", shape="two-nics")
     yield host
     host.stop()
 
 
 @pytest.fixture(scope="module")
 def hub(make_host, qmaster):
-    host = make_host("hub")
+    host = make_host("hub", shape="loopback")
     yield host
     host.stop()
 
 
 
-def queue_instance_ok(host, instance="all.q@qmaster"):
+def queue_instance_ok(host, instance=f"all.q@{QM}"):
     """The queue instance is up: execd reported a load and no state flag (a, u, d, E, ...)."""
     out = host.run(["qstat", "-f", "-q", "all.q"], check=False).stdout
     for line in out.splitlines():
@@ -106,8 +112,8 @@ def test_cell_test_mode_predicts_a_change(qmaster):
     settings = {"cell_setup": {"queues": {"all.q": {"slots": 2}}}}
     ret = qmaster.state_apply("jupyterhub.sge.cell", pillar=pillar(**settings), test=True)
     assert ret.ok, str(ret)
-    assert ret.changed() == {"jupyterhub-sge-queue-all.q-configured": {"slots": {"old": "4", "new": "2"}}}
-    assert salt_data(qmaster, "sge.show_queue", "all.q")["slots"] == "4"
+    assert ret.changed() == {"jupyterhub-sge-queue-all.q-configured": {"slots": {"old": "999", "new": "2"}}}
+    assert salt_data(qmaster, "sge.show_queue", "all.q")["slots"] == "999"
 
 
 def test_cell_is_configured(qmaster):
@@ -115,10 +121,10 @@ def test_cell_is_configured(qmaster):
     assert salt_data(qmaster, "sge.list_pes") == ["smp"]
     assert salt_data(qmaster, "sge.show_hostgroup", "@allhosts") == {
         "group_name": "@allhosts",
-        "hostlist": ["qmaster"],
+        "hostlist": [QM],
     }
     queue = salt_data(qmaster, "sge.show_queue", "all.q")
-    assert (queue["hostlist"], queue["pe_list"], queue["slots"]) == ("@allhosts", "smp", "4")
+    assert (queue["hostlist"], queue["pe_list"], queue["slots"]) == ("@allhosts", "smp", "999")
     assert salt_data(qmaster, "sge.show_pe", "smp")["allocation_rule"] == "$pe_slots"
     sched = salt_data(qmaster, "sge.show_scheduler_config")
     assert (sched["schedule_interval"], sched["flush_submit_sec"], sched["flush_finish_sec"]) == (
@@ -127,21 +133,21 @@ def test_cell_is_configured(qmaster):
         "1",
     )
     assert "accounting_flush_time=00:00:00" in salt_data(qmaster, "sge.show_config")["reporting_params"]
-    wait_for(lambda: "qmaster" in salt_data(qmaster, "sge.list_exec_hosts"), what="execd registration")
+    wait_for(lambda: QM in salt_data(qmaster, "sge.list_exec_hosts"), what="execd registration")
     wait_for(lambda: queue_instance_ok(qmaster), what="all.q@qmaster to report a load")
 
 
 # ---- the module against the real cell ----------------------------------------------------------
 def test_module_lists_and_shows(qmaster):
-    assert salt_data(qmaster, "sge.list_admin_hosts") == ["qmaster"]
+    assert salt_data(qmaster, "sge.list_admin_hosts") == [QM]
     assert salt_data(qmaster, "sge.list_managers") == ["root", "sgeadmin"]
     assert salt_data(qmaster, "sge.list_submit_hosts") == []  # rc=1 "no submit host defined"
     assert salt_data(qmaster, "sge.list_projects") == []
-    assert salt_data(qmaster, "sge.show_exec_host", "qmaster")["hostname"] == "qmaster"
+    assert salt_data(qmaster, "sge.show_exec_host", "qmaster")["hostname"] == QM
     assert salt_data(qmaster, "sge.show_queue", "nosuch.q") == {}
     assert salt_data(qmaster, "sge.show_complex", "h_vmem")["type"] == "MEMORY"
     assert "h_rt" in salt_data(qmaster, "sge.list_complexes")
-    assert salt_data(qmaster, "sge.resolve_host", "qmaster") == "qmaster"
+    assert salt_data(qmaster, "sge.resolve_host", "qmaster") == QM
     assert salt_data(qmaster, "sge.jobs") == []
 
 
@@ -158,13 +164,13 @@ def test_module_errors_carry_sges_message(qmaster):
 def test_hub_client(hub):
     ret = timed("client first apply (hub)", hub.state_apply("jupyterhub.sge.client", pillar=pillar()))
     assert ret.ok, str(ret)
-    assert hub.read_file("/var/lib/gridengine/default/common/act_qmaster").strip() == "qmaster"
+    assert hub.read_file("/var/lib/gridengine/default/common/act_qmaster").strip() == QM
     again = timed("client second apply (hub)", hub.state_apply("jupyterhub.sge.client", pillar=pillar()))
     assert again.ok and again.changed() == {}, str(again)
     hub.run(["useradd", "-m", "-u", str(UID), USER])
     # not a submit host yet: SGE says so, and the module reports it as a rejection
     verdict = salt_data(hub, "sge.verify", "options=-q all.q", f"runas={USER}")
-    assert verdict["accepted"] is False and 'host "hub" is not a submit host' in verdict["reason"]
+    assert verdict["accepted"] is False and f'host "{HUB}" is not a submit host' in verdict["reason"]
 
 
 def test_submit_hosts_test_mode_predicts(qmaster, hub):
@@ -173,7 +179,7 @@ def test_submit_hosts_test_mode_predicts(qmaster, hub):
     )
     assert ret.ok, str(ret)
     assert ret.changed() == {
-        "jupyterhub-sge-submit-host-hub-present": {"submit_hosts": {"old": [], "new": ["hub"]}}
+        "jupyterhub-sge-submit-host-hub-present": {"submit_hosts": {"old": [], "new": [HUB]}}
     }
     assert salt_data(qmaster, "sge.list_submit_hosts") == []
 
@@ -185,14 +191,14 @@ def test_submit_hosts_registers_hub(qmaster, hub):
     )
     assert ret.ok, str(ret)
     assert ret.changed() == {
-        "jupyterhub-sge-submit-host-hub-present": {"submit_hosts": {"old": [], "new": ["hub"]}}
+        "jupyterhub-sge-submit-host-hub-present": {"submit_hosts": {"old": [], "new": [HUB]}}
     }
     again = timed(
         "submit_hosts second apply",
         qmaster.state_apply("jupyterhub.sge.submit_hosts", pillar=pillar(submit_hosts={"hub": "present"})),
     )
     assert again.ok and again.changed() == {}, str(again)
-    assert salt_data(qmaster, "sge.list_submit_hosts") == ["hub"]
+    assert salt_data(qmaster, "sge.list_submit_hosts") == [HUB]
 
 
 def test_submit_hosts_unresolvable_host_fails_clearly(qmaster):
@@ -238,13 +244,27 @@ def test_job_status_of_a_running_job(qmaster, hub):
     assert (status["owner"], status["queue"], status["host"], status["slots"]) == (
         USER,
         "all.q",
-        "qmaster",
+        QM,
         1,
     )
     held = hub.run(["qsub", "-terse", "-h", "-b", "y", "/bin/true"], user=USER).stdout.strip()
     mine = {j["job_id"]: j for j in salt_data(hub, "sge.user_jobs", USER)}
     assert mine[held]["status"] == "held" and mine[job_id]["running"]
     hub.run(["qdel", job_id, held], user=USER)
+
+
+def test_the_cell_gives_no_job_more_than_the_host_has(qmaster, hub):
+    """Slots (the host's cores) and h_vmem (its memory, per slot) are consumables: a request beyond
+    them is refused before it is queued, one that fits is accepted; a job that asks for no memory
+    runs (the previous test) with the per-slot default."""
+    cores = int(qmaster.run(["nproc"]).stdout)
+    mem_gb = int(qmaster.run(["awk", "/MemTotal/ {print int($2 / 1048576)}", "/proc/meminfo"]).stdout)
+    fits = f"-pe smp {cores} -l h_vmem={mem_gb // cores}G"
+    for options, accepted in [(fits, True), (f"-pe smp {cores + 1}", False),
+                              (f"-pe smp 1 -l h_vmem={mem_gb + 1}G", False),
+                              (f"-pe smp {cores} -l h_vmem={mem_gb // cores + 1}G", False)]:
+        verdict = salt_data(hub, "sge.verify", f"options={options}", f"runas={USER}")
+        assert verdict["accepted"] is accepted, (options, verdict)
 
 
 def test_submit_host_removed_when_pillar_says_absent(qmaster, hub):
@@ -254,7 +274,7 @@ def test_submit_host_removed_when_pillar_says_absent(qmaster, hub):
     )
     assert ret.ok, str(ret)
     assert ret.changed() == {
-        "jupyterhub-sge-submit-host-hub-absent": {"submit_hosts": {"old": ["hub"], "new": []}}
+        "jupyterhub-sge-submit-host-hub-absent": {"submit_hosts": {"old": [HUB], "new": []}}
     }
     assert salt_data(qmaster, "sge.list_submit_hosts") == []
     again = qmaster.state_apply("jupyterhub.sge.submit_hosts", pillar=pillar(submit_hosts={"hub": "absent"}))
@@ -275,5 +295,5 @@ def test_units_really_stop_and_start(qmaster, unit, daemon):
     qmaster.run(["systemctl", "start", unit], timeout=120)
     assert qmaster.run(["pgrep", "-x", daemon], check=False).returncode == 0
     if unit == "gridengine-master":  # ExecStartPost waited until it answers
-        assert qmaster.run(["qconf", "-sh"]).stdout.split() == ["qmaster"]
+        assert qmaster.run(["qconf", "-sh"]).stdout.split() == [QM]
     assert qmaster.state_apply("jupyterhub.sge.cell", pillar=pillar()).changed() == {}

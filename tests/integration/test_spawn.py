@@ -68,17 +68,20 @@ def cluster(make_host, test_network, tmp_path_factory):
     shared = tmp_path_factory.mktemp("shared")
     binds = [(shared / "home", "/home"), (shared / "opt", "/opt/jupyterhub"),
              (shared / "secrets", "/srv/jupyterhub/secrets")]
-    qmaster = make_host("qmaster", binds=binds)
-    hub = make_host("hub", binds=binds)
+    # as real hosts come: the qmaster's name on 127.0.1.1 (Debian installer), the hub with a cluster
+    # and a public interface (its name on the public one; cluster_net_cidr picks the cluster one)
+    qmaster = make_host("qmaster", binds=binds, shape="loopback")
+    hub = make_host("hub", binds=binds, shape="two-nics")
     for user in USERS:
         hub.run(["useradd", "--create-home", "-u", str(UID[user]), "--shell", "/bin/bash", user])
         hub.run(["chpasswd"], input=f"{user}:{password(user)}\n")
         qmaster.run(["useradd", "-u", str(UID[user]), "--shell", "/bin/bash", user])
     cell = {"jupyterhub": {"sge": {
         "qmaster": "qmaster", "submit_hosts": {"hub": "present"},
-        # 16 slots and no load threshold: ten servers at once on this small machine;
-        # schedd_job_info: pending reasons in `qstat -j`
-        "cell_setup": {"queues": {"all.q": {"slots": 16, "load_thresholds": "NONE"}},
+        # 16 slots (more than the host's cores) and no load threshold: ten servers at once on
+        # this small machine; schedd_job_info: pending reasons in `qstat -j`
+        "cell_setup": {"exec_host": {"slots": 16},
+                       "queues": {"all.q": {"slots": 16, "load_thresholds": "NONE"}},
                        "scheduler": {"schedd_job_info": "true"}}}}}
     for sls in ("jupyterhub.sge.cell", "jupyterhub.sge.submit_hosts"):
         result = qmaster.state_apply(sls, pillar=cell)
@@ -244,6 +247,13 @@ def test_the_hub_role_lets_the_spawner_work(hub):
     assert hub.run(["stat", "-c", "%U %a", "/srv/jupyterhub/secrets"]).stdout.split() == ["jupyter", "711"]
 
 
+def test_the_hub_binds_its_cluster_address_on_a_host_with_two_interfaces(hub):
+    """The hub's name resolves to its public interface; cluster_net_cidr picks the cluster one,
+    which the servers on the worker nodes connect back to."""
+    settings = json.loads(hub.read_file("/etc/jupyterhub/settings.json"))
+    assert hub.public_ip and settings["hub_ip"] == hub.ip
+
+
 def test_spawn_through_the_form_with_exactly_the_requested_resources(hub, qmaster):
     alice = Browser(hub, "alice")
     page = alice.spawn_page()
@@ -388,7 +398,7 @@ def test_a_job_in_error_state_ends_the_spawn_with_sges_reason(hub, qmaster):
 
 def test_a_refused_immediate_job_shows_qsubs_reason(hub, qmaster):
     qmaster.run(["qmod", "-d", "all.q"])
-    wait_for(lambda: re.search(r"^all.q@qmaster\s.*\sd\s*$", qmaster.run(["qstat", "-f"]).stdout, re.M),
+    wait_for(lambda: re.search(r"^all.q@qmaster\S*\s.*\sd\s*$", qmaster.run(["qstat", "-f"]).stdout, re.M),
              what="the queue to be disabled")
     time.sleep(2)  # and the scheduler to know
     try:

@@ -3,6 +3,7 @@
     template = ensure_template()             # cached rootfs: debootstrap + CA certs + ./bootstrap.sh
     net = TestNetwork("jht", "10.251.0").start()
     alpha = net.add_host("alpha", template)  # boots container "jht-alpha", hostname "alpha"
+    beta = net.add_host("beta", template, shape="loopback")  # as the Debian installer leaves a host
     alpha.run("hostname"); alpha.state_apply("jupyterhub", pillar={...})
     net.close()                              # also runs at exit if forgotten
 
@@ -15,6 +16,18 @@ the next run with the same prefix, which cleans up what a killed run left behind
 - cgroups         /sys/fs/cgroup/{systemd,unified}/jhsalt/<prefix>/<name>
 - network         bridge br-<prefix>, nft table ip jhsalt_<prefix> (NAT), net.ipv4.ip_forward
 - bookkeeping     /run/jhsalt-tests/ (prefix locks, who needs ip_forward and its original value)
+
+Host shapes (how a host's own name resolves; real installs come in the last three):
+
+- "bridge"    (default) every host name on its bridge address, no domain: the harness's old shape
+- "loopback"  the Debian installer with DHCP and cloud images (cloud-init manage_etc_hosts): the
+              host's own name only on 127.0.1.1 (`127.0.1.1 <fqdn> <name>`)
+- "static"    a static install: `<bridge address> <fqdn> <name>`
+- "two-nics"  a cluster network (the bridge, `host.ip`) and a public one (`pub0`, `host.public_ip`,
+              a veth with no peer network); the host's own name is on the PUBLIC address
+
+Other hosts always see a host's name on its bridge address (as DNS on the cluster network would
+answer), with its FQDN unless it is a "bridge" host. FQDNs are <name>.<DOMAIN>.
 
 Facts behind these choices: /work/shared/notes/test-hosts.md. No systemd runs on the machine, hence
 --register=no --keep-unit, our own cgroup folders, and nsenter instead of machinectl.
@@ -51,6 +64,9 @@ CLEAN_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
              "LANG=C.UTF-8"]
 NSPAWN_NOISE = "Attempted to remove disk file system"  # harmless message of nspawn on exit
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+SHAPES = ("bridge", "loopback", "static", "two-nics")
+DOMAIN = "jhsalt.test"  # RFC 2606: never a real domain
+PUBLIC_NET = "198.51.100"  # TEST-NET-2 (RFC 5737) on the two-nics hosts' pub0: never routed anywhere
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -368,8 +384,14 @@ class SaltResult:
 class Host:
     """One booted container. Create through TestNetwork.add_host (the make_host fixture)."""
 
-    def __init__(self, network, name, ip, binds=()):
-        self.network, self.name, self.ip = network, name, ip
+    def __init__(self, network, name, ip, binds=(), shape="bridge"):
+        if shape not in SHAPES:
+            raise ValueError(f"shape {shape!r}: one of {', '.join(SHAPES)}")
+        self.network, self.name, self.ip, self.shape = network, name, ip, shape
+        self.fqdn = name if shape == "bridge" else f"{name}.{DOMAIN}"
+        self.public_ip = f"{PUBLIC_NET}.{ip.rsplit('.', 1)[1]}" if shape == "two-nics" else None
+        # host side of pub0 (<= 15 characters, unique per container)
+        self.public_veth = "vx" + hashlib.sha256(f"{network.prefix}-{name}".encode()).hexdigest()[:10]
         self.binds = [(Path(src), dst) for src, dst in binds]
         self.machine = f"{network.prefix}-{name}"  # container name; the veth is vb-<machine> (hashed if long)
         self.dir = WORK / network.prefix / name
@@ -381,7 +403,15 @@ class Host:
         self.boot_seconds = None
 
     def __repr__(self):
-        return f"<Host {self.name} {self.ip} ({self.machine}, pid1={self.pid1})>"
+        return f"<Host {self.name} {self.ip} {self.shape} ({self.machine}, pid1={self.pid1})>"
+
+    def hosts_line(self, viewer):
+        """This host's line in `viewer`'s /etc/hosts (None: no line), as its shape has it."""
+        if viewer is not self:
+            return f"{self.ip}\t{self.name}" if self.shape == "bridge" else f"{self.ip}\t{self.fqdn} {self.name}"
+        address = {"bridge": self.ip, "loopback": "127.0.1.1", "static": self.ip,
+                   "two-nics": self.public_ip}[self.shape]
+        return f"{address}\t{self.name}" if self.shape == "bridge" else f"{address}\t{self.fqdn} {self.name}"
 
     # -- lifecycle
 
@@ -400,11 +430,16 @@ class Host:
         argv = ["systemd-nspawn", "-q", "--boot", "--register=no", "--keep-unit", f"--machine={self.machine}",
                 f"--hostname={self.name}", "-D", self.root, f"--network-bridge={self.network.bridge}",
                 "--resolv-conf=copy-host", "--link-journal=no",
+                *([f"--network-veth-extra={self.public_veth}:pub0"] if self.shape == "two-nics" else []),
                 *[f"--bind={src}:{dst}" for src, dst in self.binds]]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          preexec_fn=_enter_cgroups(self.cgroups))
+        if self.shape == "two-nics":  # carrier for pub0 (the machine side stays without an address)
+            wait_for(lambda: Path(f"/sys/class/net/{self.public_veth}").exists(), 30, 0.02,
+                     f"{self.public_veth} of {self.machine}")
+            _sh("ip", "link", "set", self.public_veth, "up")
         self._wait_for_boot()
         self.boot_seconds = time.monotonic() - started
         self.copy_formula()
@@ -418,11 +453,15 @@ class Host:
         dbus_id.unlink(missing_ok=True)
         dbus_id.symlink_to("/etc/machine-id")
         (etc / "hostname").write_text(self.name + "\n")
-        (etc / "hosts").write_text(self.network.hosts_file())
+        (etc / "hosts").write_text(self.network.hosts_file(self))
         (etc / "systemd/network").mkdir(parents=True, exist_ok=True)
         (etc / "systemd/network/10-host0.network").write_text(
             f"[Match]\nName=host0\n\n[Network]\nAddress={self.ip}/24\nGateway={self.network.gateway}\n"
             "LinkLocalAddressing=no\nIPv6AcceptRA=no\n")
+        if self.shape == "two-nics":
+            (etc / "systemd/network/20-pub0.network").write_text(
+                f"[Match]\nName=pub0\n\n[Network]\nAddress={self.public_ip}/24\n"
+                "LinkLocalAddressing=no\nIPv6AcceptRA=no\nConfigureWithoutCarrier=yes\n")
 
     def _wait_for_boot(self, timeout=120):
         deadline = time.monotonic() + timeout
@@ -644,8 +683,9 @@ class TestNetwork:
 
     # -- hosts
 
-    def add_host(self, name, template, *, ip=None, binds=()):
-        """Boot a host named `name` (container <prefix>-<name>) from template; see Host."""
+    def add_host(self, name, template, *, ip=None, binds=(), shape="bridge"):
+        """Boot a host named `name` (container <prefix>-<name>) from template, in one of SHAPES
+        (how its name resolves on itself, see the top of this file); see Host."""
         if not NAME_RE.match(name):
             raise ValueError(f"host name {name!r}: lowercase letters, digits and dashes")
         if name in self.hosts:
@@ -657,7 +697,7 @@ class TestNetwork:
             ip = f"{self.subnet}.{self._last_octet}"
         if ip in used or not ip.startswith(self.subnet + ".") or ip == self.gateway:
             raise ValueError(f"address {ip} for {name!r}: taken or not in {self.subnet}.0/24")
-        host = Host(self, name, ip, binds)
+        host = Host(self, name, ip, binds, shape)
         self.hosts[name] = host
         try:
             host.start(template)
@@ -673,16 +713,18 @@ class TestNetwork:
             if not self._closing:
                 self._update_hosts_files()
 
-    def hosts_file(self):
+    def hosts_file(self, viewer):
+        """/etc/hosts of `viewer`: its own name as its shape has it, the others' on the bridge."""
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
                  "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters",
                  f"# test hosts on {self.bridge} (tests/support/hosts.py)"]
-        return "\n".join(lines + [f"{h.ip}\t{h.name}" for h in self.hosts.values()]) + "\n"
+        lines += [h.hosts_line(viewer) for h in self.hosts.values()]
+        return "\n".join(line for line in lines if line) + "\n"
 
     def _update_hosts_files(self, skip=None):
         for host in self.hosts.values():
             if host is not skip and host.pid1:
-                host.put_file("/etc/hosts", self.hosts_file())
+                host.put_file("/etc/hosts", self.hosts_file(host))
 
 
 # -------------------------------------------------------------------------------- cleanup on exit

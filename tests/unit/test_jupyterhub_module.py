@@ -292,3 +292,26 @@ def test_salt_call_command_refuses_what_others_can_change(checkout, change, comp
     assert "the env-update timer runs salt-call as root from" in text
     assert f"{component.format(repo=repo, venv=venv)} is {reason}" in text
     assert "keep the checkout and Salt's venv in directories only root can write" in text
+
+
+@pytest.mark.parametrize(
+    "resolved, expected",
+    [
+        (("demo.example.org", ["demo"], ["127.0.1.1"]),
+         {"name": "demo.example.org", "host_aliases": "demo.example.org localhost"}),
+        (("demo", [], ["127.0.0.1"]), {"name": "demo", "host_aliases": "demo localhost"}),
+        (("demo.example.org", ["demo"], ["10.1.2.3"]), {"name": "demo.example.org", "host_aliases": ""}),
+    ],
+)
+def test_sge_qmaster_is_named_as_sge_resolves_it_and_aliased_only_on_loopback(monkeypatch, resolved, expected):
+    monkeypatch.setattr(jh.socket, "gethostbyname_ex", lambda name: resolved)
+    assert jh.sge_qmaster("demo") == expected
+
+
+def test_sge_qmaster_that_does_not_resolve_is_a_clear_error(monkeypatch):
+    def fail(name):
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(jh.socket, "gethostbyname_ex", fail)
+    with pytest.raises(CommandExecutionError, match=r"jupyterhub:sge:qmaster: .*'nosuch' does not resolve"):
+        jh.sge_qmaster("nosuch")

@@ -2,7 +2,7 @@
 Debian 12 Grid Engine cell (tests/unit/files/sge)."""
 
 import pytest
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.unit.test_sge_support import Recorded, recording
 from tests.unit.test_sge_support import sge_module as sge
@@ -21,6 +21,20 @@ def fake(monkeypatch):
         return rec
 
     return install
+
+
+@pytest.fixture
+def written(monkeypatch):
+    """The files the module hands to qconf -A*/-M*: flag -> content."""
+    files = {}
+    real = sge._with_file
+
+    def spy(flag, content, what, **kwargs):
+        files[flag] = content
+        return real(flag, content, what, **kwargs)
+
+    monkeypatch.setattr(sge, "_with_file", spy)
+    return files
 
 
 # ---- loading and configuration ---------------------------------------------------------------
@@ -181,15 +195,7 @@ def test_show_exec_host_missing(fake):
     assert sge.show_exec_host("jhtb-h") == {}
 
 
-def test_add_exec_host_writes_every_required_attribute(fake, monkeypatch):
-    written = {}
-    real = sge._with_file
-
-    def spy(flag, content, what, **kwargs):
-        written[flag] = content
-        return real(flag, content, what, **kwargs)
-
-    monkeypatch.setattr(sge, "_with_file", spy)
+def test_add_exec_host_writes_every_required_attribute(fake, written):
     fake("Ae")
     assert "added" in sge.add_exec_host("jhtb-h")
     lines = dict(line.split(" ", 1) for line in written["-Ae"].splitlines())
@@ -302,15 +308,7 @@ def test_add_pe_denied(fake):
         sge.add_pe("smp")
 
 
-def test_modify_queue_keeps_other_attributes(fake, monkeypatch):
-    written = {}
-    real = sge._with_file
-
-    def spy(flag, content, what, **kwargs):
-        written[flag] = content
-        return real(flag, content, what, **kwargs)
-
-    monkeypatch.setattr(sge, "_with_file", spy)
+def test_modify_queue_keeps_other_attributes(fake, written):
     fake("sq", "Mq_nochange")
     sge.modify_queue("all.q", slots=2)
     lines = dict(line.split(" ", 1) for line in written["-Mq"].splitlines())
@@ -517,3 +515,23 @@ def test_resolve_host(fake):
     assert sge.resolve_host("jhtb-h") == "jhtb-h"
     with pytest.raises(CommandExecutionError, match="does not resolve.*nosuchhost"):
         sge.resolve_host("nosuchhost")
+
+
+# ---- complexes -------------------------------------------------------------------------------
+def test_modify_complex_writes_the_whole_table_back(fake, written):
+    rec = fake("sc_before", "Mc_h_vmem")
+    assert "modified \"h_vmem\"" in sge.modify_complex("h_vmem", consumable="YES")
+    rows = [line.split() for line in written["-Mc"].splitlines()]
+    before = sge._parse_complexes(recording("sc_before")["stdout"])
+    assert [r[0] for r in rows] == list(before)  # every complex, in SGE's order
+    assert rows[[r[0] for r in rows].index("h_vmem")] == ["h_vmem", "h_vmem", "MEMORY", "<=", "YES", "YES", "0", "0"]
+    assert rows[0] == [before["arch"][c] for c in sge._COMPLEX_COLUMNS]
+    assert rec.done
+
+
+def test_modify_complex_refuses_unknown_columns_and_complexes(fake):
+    with pytest.raises(SaltInvocationError, match="unknown column.*consumabel"):
+        sge.modify_complex("h_vmem", consumabel="YES")
+    fake("sc_before")
+    with pytest.raises(CommandExecutionError, match="complex nosuch does not exist"):
+        sge.modify_complex("nosuch", consumable="YES")

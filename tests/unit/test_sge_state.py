@@ -33,6 +33,8 @@ FUNCS = [
     "modify_config",
     "show_scheduler_config",
     "modify_scheduler_config",
+    "show_complex",
+    "modify_complex",
     "format_value",
 ]
 
@@ -210,13 +212,26 @@ def test_pe_denied(fake):
 
 
 def test_hostgroup_as_configured(fake):
-    fake("shgrp")
+    fake("ghbn_q", "shgrp")
     ret = state.hostgroup_present("@allhosts", hosts=["jhtb-q"])
     assert ret["result"] is True and ret["changes"] == {}
 
 
+def test_hostgroup_compares_names_as_sge_resolves_them(fake):
+    """With an FQDN in /etc/hosts, SGE lists node01 as node01.<domain>: no change every run."""
+    fake("ghbn_fqdn", "shgrp_fqdn")
+    ret = state.hostgroup_present("@allhosts", hosts=["demo"])
+    assert ret["result"] is True and ret["changes"] == {}, ret
+
+
+def test_hostgroup_with_an_unresolvable_host_fails_clearly(fake):
+    fake("ghbn_unresolvable", strict=False)
+    ret = state.hostgroup_present("@allhosts", hosts=["nosuchhost"])
+    assert ret["result"] is False and "nosuchhost does not resolve" in ret["comment"], ret
+
+
 def test_hostgroup_change_predicted(fake, test_mode, as_root):
-    fake("shgrp", "sm")
+    fake("ghbn_q", "ghbn_ok", "shgrp", "sm")
     ret = state.hostgroup_present("@allhosts", hosts=["jhtb-q", "jhtb-h"])
     assert ret["result"] is None
     assert ret["changes"] == {"hostlist": {"old": ["jhtb-q"], "new": ["jhtb-q", "jhtb-h"]}}
@@ -253,3 +268,30 @@ def test_global_config_denied(fake, monkeypatch):
     fake("sconf_global", "sconf_global", "Msconf_denied", strict=False)
     ret = state.config_present("global", settings={"min_uid": 500})
     assert ret["result"] is False and "must be manager" in ret["comment"]
+
+
+# ---- complexes -------------------------------------------------------------------------------
+def test_complex_made_consumable(fake):
+    rec = fake("sc_before", "sc_before", "Mc_h_vmem", "sc_after")
+    ret = state.complex_present("h_vmem", settings={"consumable": "YES", "default": "0"})
+    assert ret["result"] is True, ret
+    assert ret["changes"] == {"consumable": {"old": "NO", "new": "YES"}}
+    assert rec.done
+
+
+def test_complex_as_configured(fake):
+    fake("sc_after")
+    ret = state.complex_present("h_vmem", settings={"consumable": "YES", "default": "0"})
+    assert ret["result"] is True and ret["changes"] == {}, ret
+
+
+def test_complex_change_predicted(fake, test_mode, as_root):
+    fake("sc_before", "sm")
+    ret = state.complex_present("h_vmem", settings={"consumable": "YES"})
+    assert ret["result"] is None and ret["changes"] == {"consumable": {"old": "NO", "new": "YES"}}
+
+
+def test_missing_complex_fails_clearly(fake):
+    fake("sc_after")
+    ret = state.complex_present("nosuch", settings={"consumable": "YES"})
+    assert ret["result"] is False and "complex nosuch does not exist" in ret["comment"]

@@ -3,6 +3,7 @@
 {%- set setup = sge.cell_setup %}
 {%- set qmaster = sge.qmaster or grains["host"] %}
 {%- set exec_hosts = setup.exec_hosts or [qmaster] %}
+{%- set host_aliases = salt["jupyterhub.sge_qmaster"](qmaster).host_aliases %}
 # A complete Grid Engine cell from Debian's packages, applied on the qmaster host: sge_qmaster
 # (and sge_execd when the qmaster is one of the execution hosts) under systemd units, the host
 # group, parallel environments and queues from pillar, a scheduler tuned for fast interactive
@@ -30,6 +31,25 @@ jupyterhub-sge-qmaster-unit-reloaded:
     - onchanges:
       - file: jupyterhub-sge-qmaster-unit-installed
 
+{%- if host_aliases %}
+
+# This host's name resolves to a loopback address (127.0.1.1 from the Debian installer or a cloud
+# image): local clients reach the qmaster from 127.0.0.1, "localhost" to Grid Engine, and are
+# refused unless localhost is an alias of this host. Written before the qmaster first starts (it
+# reads the file at start; the postinst below starts it).
+jupyterhub-sge-loopback-name-aliased:
+  file.managed:
+    - name: {{ sge.root }}/{{ sge.cell }}/common/host_aliases
+    - contents: {{ host_aliases | json }}
+    - user: sgeadmin
+    - group: sgeadmin
+    - mode: "0644"
+    # the cell's folder belongs to sgeadmin (the daemons' account): never write through a link
+    - follow_symlinks: false
+    - require:
+      - pkg: jupyterhub-sge-client-installed
+{%- endif %}
+
 # Installed after its unit: the postinst creates the cell and starts the qmaster through it.
 jupyterhub-sge-qmaster-installed:
   pkg.installed:
@@ -38,6 +58,9 @@ jupyterhub-sge-qmaster-installed:
       - debconf: jupyterhub-sge-preseeded
       - cmd: jupyterhub-sge-qmaster-unit-reloaded
       - file: jupyterhub-sge-qmaster-unit-installed
+{%- if host_aliases %}
+      - file: jupyterhub-sge-loopback-name-aliased
+{%- endif %}
 
 jupyterhub-sge-qmaster-running:
   service.running:
@@ -51,6 +74,7 @@ jupyterhub-sge-qmaster-running:
 {%- if qmaster in exec_hosts %}
     # the execd's package starts it, and it needs a running qmaster that knows this host
     - require_in:
+      - sge: jupyterhub-sge-exec-host-capacity-set
       - pkg: jupyterhub-sge-execd-installed
 {%- endif %}
 
@@ -79,6 +103,21 @@ jupyterhub-sge-pe-{{ pe }}-configured:
     - settings: {{ settings | json }}
     - require:
       - service: jupyterhub-sge-qmaster-running
+{%- endfor %}
+
+{%- for complex, settings in setup.complexes | dictsort %}
+
+jupyterhub-sge-complex-{{ complex }}-configured:
+  sge.complex_present:
+    - name: {{ complex }}
+    - settings: {{ settings | json }}
+    - require:
+      - service: jupyterhub-sge-qmaster-running
+  {%- if qmaster in exec_hosts %}
+    # before this host offers its capacity
+    - require_in:
+      - sge: jupyterhub-sge-exec-host-capacity-set
+  {%- endif %}
 {%- endfor %}
 
 {%- for queue, settings in setup.queues | dictsort %}

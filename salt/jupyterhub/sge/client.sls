@@ -1,6 +1,8 @@
 {%- from "jupyterhub/map.jinja" import jupyterhub with context %}
 {%- set sge = jupyterhub.sge %}
-{%- set qmaster = sge.qmaster or grains["host"] %}
+{#- the name Grid Engine resolves it to (the FQDN where there is one): what sge_qmaster itself
+    writes into act_qmaster when it starts #}
+{%- set qmaster = salt["jupyterhub.sge_qmaster"](sge.qmaster or grains["host"]).name %}
 # Grid Engine client on any host that submits jobs (the hub). Debian's gridengine-* packages ask
 # three debconf questions; the qmaster host has no default (without it act_qmaster stays empty and
 # every client fails), so answer them before installing.
@@ -35,5 +37,7 @@ jupyterhub-sge-act-qmaster-set:
     - group: sgeadmin
     - mode: "0644"
     - makedirs: true
+    # the cell's folder belongs to sgeadmin (the daemons' account): never write through a link
+    - follow_symlinks: false
     - require:
       - pkg: jupyterhub-sge-client-installed

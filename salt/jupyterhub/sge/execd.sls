@@ -1,10 +1,23 @@
 {%- from "jupyterhub/map.jinja" import jupyterhub with context %}
 {%- set sge = jupyterhub.sge %}
+{%- set slots = sge.cell_setup.exec_host.slots or grains["num_cpus"] %}
+{%- set h_vmem = sge.cell_setup.exec_host.h_vmem or "%dM" | format(grains["mem_total"]) %}
 # A Grid Engine execution host: sge_execd under a systemd unit. The qmaster must list this host
-# as an admin host first (jupyterhub.sge.cell does that for cell_setup:exec_hosts); the execd
-# then registers itself as an execution host.
+# as an admin host first (jupyterhub.sge.cell does that for cell_setup:exec_hosts); this host's
+# capacity is set from here, and the execd then starts on it.
 include:
   - jupyterhub.sge.client
+
+# Consumables measured on this host unless pillar cell_setup:exec_host sets them: its cores and
+# its memory. In place before the execd first starts, so no job is ever given more.
+jupyterhub-sge-exec-host-capacity-set:
+  sge.exec_host_present:
+    - name: {{ grains["host"] }}
+    - settings:
+        complex_values: {{ "slots=%s,h_vmem=%s" | format(slots, h_vmem) | json }}
+    - require:
+      - pkg: jupyterhub-sge-client-installed
+      - file: jupyterhub-sge-act-qmaster-set
 
 jupyterhub-sge-execd-unit-installed:
   file.managed:
@@ -29,6 +42,7 @@ jupyterhub-sge-execd-installed:
       - debconf: jupyterhub-sge-preseeded
       - cmd: jupyterhub-sge-execd-units-reloaded
       - file: jupyterhub-sge-execd-unit-installed
+      - sge: jupyterhub-sge-exec-host-capacity-set
 
 jupyterhub-sge-execd-running:
   service.running:
