@@ -28,6 +28,9 @@ def fake_checkout(tmp_path):
 
 def render_and_run(make_loaders, tmp_path, template, checkout, salt_call):
     loaders = make_loaders(jupyterhub_profile="dev")
+    # dev binds the hub to its address in cluster_net_cidr (default 10.0.0.0/8), which this
+    # machine may not have: any address will do here
+    loaders.opts["pillar"].setdefault("jupyterhub", {})["cluster_net_cidr"] = "0.0.0.0/0"
     text = loaders.modules.file.apply_template_on_contents(
         (REPO / "salt/jupyterhub/files" / template).read_text(),
         template="jinja",
