@@ -240,9 +240,10 @@ def account_refusal(name, access, sge_privileged):
 
     The rules of the role's sudo allow-list (pillar ``access``): a Unix account with uid >=
     ``min_uid``, in ``group``, in none of ``privileged_groups``, and not a Grid Engine manager or
-    operator (``sge_privileged``: names from ``qconf -sm``/``-so``, None when qconf failed: then
-    nobody is let through). Accounts that sudoers lets run anything are refused by sudo itself
-    (the role removes them from the sudo rule when it is applied).
+    operator (``sge_privileged``: names from ``qconf -sm``/``-so``; None when qconf cannot answer,
+    e.g. on a hub that is a submit host only: that check is skipped, the others hold). Accounts
+    that sudoers lets run anything are refused by sudo itself (the role removes them from the sudo
+    rule when it is applied).
     """
     try:
         entry = pwd.getpwnam(name)
@@ -263,9 +264,7 @@ def account_refusal(name, access, sge_privileged):
     if access["group"] not in groups:
         return (f"{name} is not in the group {access['group']} of users who may get servers; "
                 "ask the administrators")
-    if sge_privileged is None:
-        return "Grid Engine's managers and operators cannot be checked now (qconf failed); try again later"
-    if name in sge_privileged:
+    if sge_privileged and name in sge_privileged:
         return f"{name} is a Grid Engine manager or operator; servers are for ordinary users"
     return ""
 
@@ -508,7 +507,8 @@ class Cluster:
         return names
 
     async def sge_privileged(self):
-        """Grid Engine managers and operators (``qconf -sm``, ``-so``); None when qconf fails."""
+        """Grid Engine managers and operators (``qconf -sm``, ``-so``); None when qconf fails
+        (logged by qconf_list: Grid Engine lets only admin hosts list them)."""
         names = set()
         for option in ("-sm", "-so"):
             listed = await self.qconf_list(option)
