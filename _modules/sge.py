@@ -326,10 +326,17 @@ def _with_file(flag, content, what, filename="object", extra=()):
     tmpdir = tempfile.mkdtemp(prefix="salt-sge-")
     try:
         path = os.path.join(tmpdir, filename)
-        with open(path, "w", encoding="utf-8") as fh:
+        # a fresh private directory (mkdtemp): created without following links, modes set on the
+        # descriptors, never by path (qconf may run as sgeadmin, so others may read)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(content)
-        os.chmod(tmpdir, 0o755)
-        os.chmod(path, 0o644)
+            os.fchmod(fh.fileno(), 0o644)
+        dir_fd = os.open(tmpdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.fchmod(dir_fd, 0o755)
+        finally:
+            os.close(dir_fd)
         ret = _run("qconf", [flag, path] + list(extra))
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
