@@ -117,7 +117,7 @@ def free_port():
 
 
 class Hub:
-    def __init__(self, tmp, **spawner):
+    def __init__(self, tmp, config="", **spawner):
         self.tmp = tmp
         tmp.mkdir()
         self.sge = tmp / "sge"
@@ -134,15 +134,16 @@ class Hub:
                         cookie_secret_file=str(tmp / "srv/cookie_secret"))
         (tmp / "srv/secrets").mkdir(mode=0o711)
         settings["sge"].update(root=str(self.sge), **{n: str(self.sge / n) for n in ("qsub", "qstat", "qdel", "qconf")})
-        settings["spawner"].update(poll_interval=1, startup_poll_interval=0.2, start_timeout=60,
-                                   output=str(tmp / "job.log"), **spawner)
+        settings["spawner"].update({"poll_interval": 1, "startup_poll_interval": 0.2, "start_timeout": 60,
+                                    "output": str(tmp / "job.log"), **spawner})
         (tmp / "settings.json").write_text(json.dumps(settings))
         wrapper = tmp / "singleuser"
         wrapper.write_text(WRAPPER.format(root=self.sge))
         wrapper.chmod(0o755)
         self.port = free_port()
         config = (f"import os\nSETTINGS = {str(tmp / 'settings.json')!r}\nTOKEN = {TOKEN!r}\n"
-                  f"HUB_PORT = {self.port}\nPROXY_PORT = {free_port()}\nWRAPPER = {str(wrapper)!r}\n" + CONFIG)
+                  f"HUB_PORT = {self.port}\nPROXY_PORT = {free_port()}\nWRAPPER = {str(wrapper)!r}\n" + CONFIG
+                  + config)
         (tmp / "etc/jupyterhub_config.py").write_text(config)
         self.settings = settings
         self.proc = None
@@ -218,10 +219,10 @@ class Hub:
     def jobs(self):
         return sorted(p.stem for p in (self.sge / "jobs").glob("*.json"))
 
-    def server(self, user):
+    def server(self, user, name=""):
         status, model = self.api("GET", f"/users/{user}")
         assert status == 200, model
-        return model["servers"].get("")
+        return model["servers"].get(name)
 
     def wait_for(self, condition, timeout=30, step=0.1):
         deadline = time.monotonic() + timeout
@@ -295,8 +296,9 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 def make_hub(tmp_path):
     hubs = []
 
-    def make(**spawner):
-        hub = Hub(tmp_path / f"hub{len(hubs)}", **spawner)
+    def make(config="", **spawner):
+        """A hub with spawner settings ``spawner`` and extra lines of JupyterHub ``config``."""
+        hub = Hub(tmp_path / f"hub{len(hubs)}", config, **spawner)
         hubs.append(hub)
         return hub
 

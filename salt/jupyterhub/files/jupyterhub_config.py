@@ -4,6 +4,7 @@ Everything site-specific comes from settings.json (next to this file), which Sal
 the validated pillar.
 """
 
+import html
 import json
 import os
 import sys
@@ -60,6 +61,27 @@ c.JupyterHub.db_url = "sqlite:///" + os.path.join(settings["state_dir"], "jupyte
 c.JupyterHub.log_level = hub["log_level"]
 # Stopping or restarting the hub leaves the users' jobs running.
 c.JupyterHub.cleanup_servers = False
+
+# Pillar's announcements (plain text) at the top of the hub's pages: `all` everywhere, or one page.
+# A page's own variable only when set: JupyterHub's templates prefer it even when empty.
+for page, text in settings["announcement"].items():
+    if text:
+        key = "announcement" if page == "all" else f"announcement_{page}"
+        c.JupyterHub.template_vars[key] = html.escape(text).replace("\n", "<br>")
+
+# Several servers per user, each its own job (pillar named_servers).
+c.JupyterHub.allow_named_servers = settings["named_servers"]["enabled"]
+c.JupyterHub.named_server_limit_per_user = settings["named_servers"]["limit"]
+
+# Prometheus: /hub/metrics needs a token with read:metrics. The `metrics` service's token lives in
+# a root-only file; systemd hands the hub a copy (LoadCredential=, see jupyterhub.service).
+if settings["metrics"]["enabled"]:
+    credential = os.path.join(os.environ.get("CREDENTIALS_DIRECTORY", ""), "metrics-token")
+    with open(credential, encoding="utf-8") as handle:
+        c.JupyterHub.services.append({"name": "metrics", "api_token": handle.read().strip()})
+    c.JupyterHub.load_roles.append({"name": "metrics", "description": "read /hub/metrics (Prometheus)",
+                                    "scopes": ["read:metrics"], "services": ["metrics"]})
+c.JupyterHub.authenticate_prometheus = True
 
 sys.path.insert(0, settings["lib_dir"])
 import sgespawner  # noqa: E402

@@ -20,6 +20,7 @@ its port (or its failure) to.
 """
 
 import asyncio
+import fnmatch
 import grp
 import html
 import json
@@ -36,9 +37,12 @@ from typing import NamedTuple
 
 import jinja2
 
-FIELDS = ("project", "queue", "pe", "slots", "ram", "gpus", "runtime", "email")
+FIELDS = ("project", "queue", "pe", "slots", "ram", "gpus", "runtime", "email", "ui")
 # choice fields and the `qconf` option that lists what the cluster defines
 QCONF_LISTS = {"project": "-sprjl", "queue": "-sql", "pe": "-spl"}
+CHOICE_FIELDS = (*QCONF_LISTS, "ui")
+# the user interfaces a server can open (field `ui`): name -> its URL path (default_url)
+UI_URLS = {"lab": "/lab", "notebook": "/tree"}
 RUNTIME_RE = re.compile(r"([0-9]{1,3}):([0-5][0-9]):([0-5][0-9])")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 UNKNOWN = "unknown"  # JobPoller.status() when Grid Engine did not answer
@@ -130,6 +134,7 @@ CHECKS = {
     "gpus": _number,
     "runtime": _runtime,
     "email": _email,
+    "ui": _choice,
 }
 
 
@@ -201,10 +206,12 @@ def form_to_options(form_data):
     }
 
 
-def form_fields(spec, previous=None):
+def form_fields(spec, previous=None, load=None):
     """What the form template shows: the enabled fields with their current values.
 
     ``previous`` (the user's last options) preselects the values when they are still valid.
+    ``load`` (``JobPoller.cluster_load``) adds to the queue and PE choices what is free now:
+    ``field["load"]`` maps a choice to its ``Load``.
     """
     fields = spec["fields"]
     try:
@@ -217,9 +224,10 @@ def form_fields(spec, previous=None):
         if not field["enabled"]:
             continue
         item = {"name": name, "label": field.get("label") or name, "value": values[name]}
-        if name in QCONF_LISTS:
+        if name in CHOICE_FIELDS:
             item.update(kind="choice", optional=field.get("optional", False),
-                        choices=list((field.get("choices") or {}).items()))
+                        choices=list((field.get("choices") or {}).items()),
+                        load=((load or {}).get(name) or {}))
         elif name == "runtime":
             item.update(kind="runtime", help=f"hh:mm:ss, at most {field['max']}. "
                         "The server is stopped when this time is up.")
@@ -436,6 +444,81 @@ def parse_qstat_j(text):
     return reasons
 
 
+# ---------------------------------------------------------------------------------------------
+# What the cluster has free: one summary per poll interval, shown on the form
+# ---------------------------------------------------------------------------------------------
+# queue instance states in which Grid Engine starts nothing there: load alarm (a), suspend alarm
+# (A), unknown/unreachable (u), disabled (d, D), suspended (s, S), calendar (C), error (E),
+# ambiguous configuration (c), orphaned (o)
+_QUEUE_CLOSED = set("aAudDsSCEco")
+
+
+class Load(NamedTuple):
+    free: int  # slots a new job could get now
+    total: int  # slots of the queue instances (capped by the hosts' slot consumable)
+    waiting: int  # pending jobs that asked for this queue / PE (or for no queue at all)
+
+    def text(self):
+        waiting = f", {self.waiting} job{'s' if self.waiting != 1 else ''} waiting" if self.waiting else ""
+        return f"{self.free} of {self.total} slots free{waiting}"
+
+
+def _int(element, tag):
+    try:
+        return int(float(element.findtext(tag) or 0))
+    except ValueError:
+        return 0
+
+
+def parse_queue_instances(text):
+    """``qstat -f -F slots -xml`` -> [(cluster queue, free, total)], one per queue instance.
+
+    A closed instance (disabled, alarm, unreachable, ...) has nothing free. A host's ``slots``
+    consumable (``complex_values slots=N``, reported as ``hc:slots``, what is left on the host)
+    caps the queue's own slot count."""
+    instances = []
+    for item in ET.fromstring(_XML_FORBIDDEN.sub("?", text)).iter("Queue-List"):
+        queue = (item.findtext("name") or "").partition("@")[0]
+        used, resv, total = _int(item, "slots_used"), _int(item, "slots_resv"), _int(item, "slots_total")
+        free = max(0, total - used - resv)
+        for resource in item.findall("resource"):
+            if resource.get("name") == "slots":
+                left = int(float(resource.text or 0))
+                free, total = min(free, left), min(total, used + resv + left)
+        if _QUEUE_CLOSED & set(item.findtext("state") or ""):
+            free = 0
+        instances.append((queue, free, total))
+    return instances
+
+
+def parse_pending(text):
+    """The pending jobs of ``qstat -xml -u '*' -r``: [(requested queues, requested PE)]."""
+    pending = []
+    for item in _job_records(text):
+        if item.get("state") != "pending":
+            continue
+        queues = [q.text.partition("@")[0] for q in item.findall("hard_req_queue") if q.text]
+        pe = item.find("requested_pe")
+        pending.append((queues, pe.get("name", "") if pe is not None else ""))
+    return pending
+
+
+def summarize_load(instances, pending, pe_instances):
+    """{"queue": {name: Load}, "pe": {name: Load}} from parse_queue_instances/parse_pending output
+    (``pe_instances``: PE name -> the instances of the queues that have it)."""
+    def load(rows, waiting):
+        return Load(sum(r[1] for r in rows), sum(r[2] for r in rows), waiting)
+
+    summary = {"queue": {}, "pe": {}}
+    for queue in sorted({row[0] for row in instances}):
+        waiting = sum(1 for queues, _ in pending if not queues or any(fnmatch.fnmatchcase(queue, q) for q in queues))
+        summary["queue"][queue] = load([r for r in instances if r[0] == queue], waiting)
+    for pe, rows in pe_instances.items():
+        waiting = sum(1 for _, wanted in pending if wanted and fnmatch.fnmatchcase(pe, wanted))
+        summary["pe"][pe] = load(rows, waiting)
+    return summary
+
+
 async def run(argv, input=None, env=None, timeout=60):
     """Run a command without a shell -> (returncode, stdout, stderr); rc 127 if it cannot run,
     124 if it did not finish in ``timeout`` seconds.
@@ -493,6 +576,14 @@ class Cluster:
     async def qstat_j(self, job_ids):
         return await self.run([self.sge["qstat"], "-j", ",".join(job_ids)], env=self.env, timeout=self.timeout)
 
+    async def queue_load(self, pe=None):
+        """``qstat -f -F slots -xml``: every queue instance with its free slots, and (without
+        ``pe``) everyone's jobs with their requests; with ``pe``: only the instances of the queues
+        that have that parallel environment."""
+        scope = ["-pe", pe] if pe else ["-u", "*", "-r"]
+        return await self.run([self.sge["qstat"], "-f", "-F", "slots", "-xml", *scope], env=self.env,
+                              timeout=self.timeout)
+
     async def qconf_list(self, option, max_age=60):
         """Names ``qconf -sql``/``-spl``/``-sprjl`` lists; None if qconf fails (check skipped)."""
         cached = self._lists.get(option)
@@ -546,6 +637,7 @@ class JobPoller:
         self.to_delete, self.lost_submits = {}, {}
         self.generation, self.qstat_calls, self._detail_at = 0, 0, {}
         self._task, self._kick, self._updated = None, None, None
+        self._load, self._load_lock, self.load_calls = {}, asyncio.Lock(), 0  # cluster_load()
 
     def _ensure_started(self):
         if self._task is None or self._task.done():
@@ -638,6 +730,35 @@ class JobPoller:
             self.reasons.update(parse_qstat_j(out))
             self._detail_at.update(dict.fromkeys(wanted, now))
 
+    async def cluster_load(self, pes=()):
+        """What the cluster has free (``summarize_load``), for the form: at most one refresh per
+        interval however many people open the form (they share it); None when Grid Engine does
+        not answer (the form is shown without it)."""
+        key = tuple(sorted(pes))
+        cached = self._load.get(key)
+        if cached and time.monotonic() - cached[0] < self.interval:
+            return cached[1]
+        async with self._load_lock:
+            cached = self._load.get(key)
+            if cached and time.monotonic() - cached[0] < self.interval:
+                return cached[1]
+            summary = None
+            try:
+                self.load_calls += 1
+                rc, out, err = await self.cluster.queue_load()
+                if rc != 0:
+                    raise RuntimeError(err or f"exit status {rc}")
+                instances, pending, by_pe = parse_queue_instances(out), parse_pending(out), {}
+                for pe in key:
+                    self.load_calls += 1
+                    rc, out, err = await self.cluster.queue_load(pe)
+                    by_pe[pe] = parse_queue_instances(out) if rc == 0 else []
+                summary = summarize_load(instances, pending, by_pe)
+            except (RuntimeError, ET.ParseError) as exc:
+                log.warning("the cluster's load is not shown on the form: qstat: %s", exc)
+            self._load[key] = (time.monotonic(), summary)
+            return summary
+
     def status(self, job_id, owner=None):
         """The job from the last snapshot; None when it left the queue (or, with ``owner``, when
         the job of that number belongs to someone else); UNKNOWN when qstat failed."""
@@ -699,6 +820,37 @@ def _poller(settings):
     return _shared["poller"]
 
 
+def _duration(seconds):
+    seconds = max(0, int(seconds))
+    hours, minutes = seconds // 3600, seconds // 60 % 60
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def time_left(user, now=None):
+    """template_vars callable: the user's running servers with the time Grid Engine still gives
+    them (their h_rt from when the job started): [{name, job_id, host, ends, left, duration, text,
+    warn}]; the home page shows "<duration> left: <text>"."""
+    if user is None:
+        return []
+    now = time.time() if now is None else now
+    servers = []
+    for name, spawner in sorted(getattr(user, "spawners", {}).items()):
+        started, runtime = getattr(spawner, "job_started", 0), getattr(spawner, "job_runtime", "")
+        if not (started and runtime and spawner.active and spawner.ready):
+            continue
+        ends = started + _seconds(runtime)
+        warn = ends - now <= spawner.sge_settings["spawner"]["time_left_warning"]
+        servers.append({
+            "name": name, "job_id": spawner.job_id, "host": spawner.ip, "ends": int(ends),
+            "left": max(0, int(ends - now)), "warn": warn, "duration": _duration(ends - now),
+            "text": "Grid Engine stops "
+                    f"{'your server' if not name else 'server ' + repr(name)} (job {spawner.job_id}) at "
+                    f"{time.strftime('%H:%M %Z', time.localtime(ends))}"
+                    + (". Save your work." if warn else ""),
+        })
+    return servers
+
+
 def last_end_message(user):
     """template_vars callable: why the user's last server ended (e.g. its run time was up)."""
     if user is None:
@@ -751,8 +903,38 @@ if GridengineSpawner is not None:
 
         async def _options_from_form(self, form_data):
             options = form_to_options(form_data)
-            await self.check_options(options)  # a refusal re-renders the form with the message
+            request = await self.check_options(options)  # a refusal re-renders the form with the message
+            if self.spec["verify"]:
+                await self.verify(request)
             return options
+
+        async def verify(self, request):
+            """Ask Grid Engine before submitting whether the request can start now (``-w p``,
+            with ``immediate``) or can ever run (``-w v``); its reason re-renders the form. Nothing
+            is submitted. A verification that itself fails (timeout) is logged and skipped."""
+            await self._check_account()
+            mode = "p" if self.spec["immediate"] else "v"
+            script = self.job_script(request, self.spec["job_name"], env_file="/dev/null", verify=mode)
+            rc, out, err = await self.poller.cluster.qsub(self.user.name, script)
+            if rc == 0:
+                return
+            lines = [line.strip() for line in err.splitlines() + out.splitlines() if line.strip()]
+            reasons = [re.sub(r"^Unable to run job: (Job [0-9]+ )?", "", line) for line in lines
+                       if not line.startswith(("verification:", "Exiting"))]
+            if rc == 124 or "sudo:" in err or not reasons:
+                self.log.warning("%s: qsub -w %s did not verify (rc %s): %s; submitting anyway",
+                                 self._log_name, mode, rc, " ".join(lines))
+                return
+            when = "now" if mode == "p" else "on this cluster"
+            raise spawn_error(f"Grid Engine cannot start this request {when}: " + " ".join(reasons),
+                              "options", 400)
+
+        async def _check_account(self):
+            refusal = account_refusal(self.user.name, self.sge_settings["access"],
+                                      await self.poller.cluster.sge_privileged())
+            if refusal:
+                self.log.warning("%s: not submitting: %s", self._log_name, refusal)
+                raise spawn_error(f"No server for this account: {refusal}", "account", 403)
 
         @default("apply_user_options")
         def _apply_user_options_default(self):
@@ -846,8 +1028,10 @@ if GridengineSpawner is not None:
                 shown = len(self._messages)
                 await asyncio.sleep(0.1)
 
-        def job_script(self, request, job_name):
+        def job_script(self, request, job_name, env_file=None, verify=None):
+            """The job script of ``request``; ``verify`` (p or v) adds ``-w`` (qsub only checks it)."""
             spec = self.sge_settings["spawner"]
+            options = job_options(request, spec) + ([f"-w {verify}"] if verify else [])
             path = spec["job_template"] or os.path.join(
                 self.sge_settings["config_dir"], "templates", "sgespawner-job.sh.j2")
             with open(path, encoding="utf-8") as handle:
@@ -855,7 +1039,7 @@ if GridengineSpawner is not None:
             worker_env = spec["worker_env"] or self.sge_settings["env_prefix"]
             return render_job_script(
                 template, username=self.user.name, job_name=job_name, output=spec["output"],
-                options=job_options(request, spec), env_file=self.env_file, request=request,
+                options=options, env_file=env_file or self.env_file, request=request,
                 path=f"{worker_env}/bin:/usr/local/bin:/usr/bin:/bin", prologue=spec["prologue"],
                 cmd=shlex.join([*self.cmd, *self.get_args()]),
             )
@@ -866,12 +1050,10 @@ if GridengineSpawner is not None:
             if self.server:
                 self.server.port = self.port
             request = await self.check_options(self.user_options)
+            self.default_url = UI_URLS[request["ui"]]  # the interface the user chose
             LAST_END.pop((self.user.name, self.name), None)
             cluster = self.poller.cluster
-            refusal = account_refusal(self.user.name, self.sge_settings["access"], await cluster.sge_privileged())
-            if refusal:
-                self.log.warning("%s: not submitting: %s", self._log_name, refusal)
-                raise spawn_error(f"No server for this account: {refusal}", "account", 403)
+            await self._check_account()
             uid = pwd.getpwnam(self.user.name).pw_uid
             self.env_file = os.path.join(self.sge_settings["secrets_dir"], uuid.uuid4().hex + ".env")
             # the job's PATH and SGE_* come from the template and the execution host, not the hub
@@ -1014,14 +1196,20 @@ if GridengineSpawner is not None:
         """Spawner.apply_user_options: every spawn (form or REST API) is validated before start."""
         await spawner.check_options(user_options)
 
-    def render_options_form(spawner):
-        """Spawner.options_form: the fields, rendered from <config_dir>/templates/sgespawner-form.html."""
+    async def render_options_form(spawner):
+        """Spawner.options_form: the fields with what the cluster has free now, rendered from
+        <config_dir>/templates/sgespawner-form.html."""
         settings = spawner.sge_settings
+        spec = settings["spawner"]
         loader = jinja2.FileSystemLoader(os.path.join(settings["config_dir"], "templates"))
         env = jinja2.Environment(loader=loader, autoescape=True)
         previous = spawner.orm_spawner.user_options if spawner.orm_spawner else None
+        load = None
+        if spec["show_load"] and (spec["fields"]["queue"]["enabled"] or spec["fields"]["pe"]["enabled"]):
+            pes = spec["fields"]["pe"].get("choices") or {} if spec["fields"]["pe"]["enabled"] else {}
+            load = await spawner.poller.cluster_load(pes)
         return env.get_template("sgespawner-form.html").render(
-            fields=form_fields(settings["spawner"], previous), spawner=spawner)
+            fields=form_fields(spec, previous, load), spawner=spawner, immediate=spec["immediate"])
 
     class JobReportHandler(APIHandler):
         """POST /hub/api/batchspawner, where the job script reports its server's port ({"port": N},
@@ -1057,6 +1245,10 @@ def configure(c, settings):
         raise RuntimeError("sgespawner.configure needs jupyterhub and batchspawner")
     spec = settings["spawner"]
     validate({}, spec)  # the pillar defaults must pass their own checks: fail now, not at a spawn
+    unknown = sorted(set(spec["fields"]["ui"].get("choices") or {}) - set(UI_URLS))
+    if unknown:
+        raise ValueError(f"spawner:fields:ui:choices: {', '.join(unknown)} unknown; "
+                         f"allowed: {', '.join(UI_URLS)}")
     _install_api_handler()
     c.JupyterHub.spawner_class = SGESpawner
     c.SGESpawner.sge_settings = settings
@@ -1065,7 +1257,8 @@ def configure(c, settings):
     c.SGESpawner.poll_interval = spec["poll_interval"]
     c.SGESpawner.startup_poll_interval = spec["startup_poll_interval"]
     c.JupyterHub.template_paths.insert(0, os.path.join(settings["config_dir"], "templates"))
-    c.JupyterHub.template_vars.update({"sge_last_end": last_end_message})
+    c.JupyterHub.template_vars.update({"sge_last_end": last_end_message, "sge_time_left": time_left,
+                                       "sge_time_left_warning": spec["time_left_warning"]})
 
     culler = settings["idle_culler"]
     if culler["enabled"]:
