@@ -925,9 +925,9 @@ if GridengineSpawner is not None:
                 self.log.warning("%s: qsub -w %s did not verify (rc %s): %s; submitting anyway",
                                  self._log_name, mode, rc, " ".join(lines))
                 return
-            when = "now" if mode == "p" else "on this cluster"
-            raise spawn_error(f"Grid Engine cannot start this request {when}: " + " ".join(reasons),
-                              "options", 400)
+            message = f"Grid Engine cannot start this request {'now' if mode == 'p' else 'on this cluster'}: "
+            self.log.warning("%s: %s%s", self._log_name, message, " ".join(reasons))
+            raise spawn_error(message + " ".join(reasons), "options", 400)
 
         async def _check_account(self):
             refusal = account_refusal(self.user.name, self.sge_settings["access"],
