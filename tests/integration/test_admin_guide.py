@@ -43,15 +43,29 @@ def demo(make_host):
     host.stop()
 
 
+def setup(host):
+    """./bin/setup, then wait until the hub answers again (it restarts when its settings changed)."""
+    applied = host.run(["/srv/formula/bin/setup"], timeout=1800, check=False)
+    assert applied.returncode == 0 and re.search(r"Failed:\s+0\n", applied.stdout), \
+        f"./bin/setup failed\n{applied.stdout[-6000:]}\n{applied.stderr[-3000:]}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"https://{host.ip}/hub/login", verify=False, timeout=10).status_code == 200:
+                return applied
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, "the hub does not answer after ./bin/setup"
+        time.sleep(1)
+
+
 def follow(host, name):
     """Do what recipe `name` says; the output of its shell blocks."""
     outputs = []
     for kind, body in RECIPES[name]:
         if kind == "site.sls":
             host.put_file(SITE, body, mode=0o600)
-            applied = host.run(["/srv/formula/bin/setup"], timeout=1800, check=False)
-            assert applied.returncode == 0 and re.search(r"Failed:\s+0\n", applied.stdout), \
-                f"recipe {name}: ./bin/setup failed\n{applied.stdout[-6000:]}\n{applied.stderr[-3000:]}"
+            setup(host)
         else:
             ran = host.run(["/bin/sh", "-ec", f"cd /srv/formula\n{body}"], timeout=900, check=False)
             assert ran.returncode == 0, f"recipe {name}: rc {ran.returncode}\n{ran.stdout}\n{ran.stderr}"
@@ -106,10 +120,11 @@ def test_add_a_queue(demo):
     job = started(user, {"queue": "short.q", "runtime": "00:30:00"}, host=demo)
     assert re.search(rf"^\s*{job}\s.*\sshort\.q@", demo.run(["qstat", "-u", "demo"]).stdout, re.M)
     stopped(user)
-    # the queue's own h_rt (1 hour): Grid Engine says so before anything is submitted
+    # the queue's own h_rt (1 hour): Grid Engine's reason (on the form it comes before the submit)
     response = user.start({"queue": "short.q", "runtime": "02:00:00"})
-    assert response.status_code == 400, response.text
-    assert "Grid Engine cannot start this request now: " in response.json()["message"]
+    assert response.status_code == 503, response.text
+    assert re.search(r'Grid Engine refused the job: .*could not be scheduled.*\(-l h_rt=7200\) cannot run in '
+                     r'queue "short\.q"', response.json()["message"]), response.text
     assert "jupyterhub" not in demo.run(["qstat", "-u", "demo"]).stdout
 
 
@@ -171,7 +186,7 @@ def test_who_may_log_in_and_who_is_admin(demo):
     assert me["admin"] is True
     # taken out of pillar again: the next login is refused
     demo.put_file(SITE, "jupyterhub: {}\n", mode=0o600)
-    demo.run(["/srv/formula/bin/setup"], timeout=1800)
+    setup(demo)
     assert not login(demo, "alice", password).logged_in
     assert alice.api("GET", "/user").status_code in (401, 403)
 
@@ -196,7 +211,7 @@ def test_announcements_metrics_and_named_servers(demo):
     assert user.server()["ready"]
     stopped(user)
     demo.put_file(SITE, "jupyterhub: {}\n", mode=0o600)  # pillar authoritative: all of it goes
-    demo.run(["/srv/formula/bin/setup"], timeout=1800)
+    setup(demo)
     assert demo.run(["test", "-e", "/etc/jupyterhub/metrics-token"], check=False).returncode == 1
     _, page = login(demo).page("/hub/home")
     assert "Maintenance on Friday" not in page
@@ -231,8 +246,11 @@ def test_back_up_and_restore_the_database_with_a_server_running(demo):
 def test_grid_engines_reasons_are_in_the_journal(demo):
     demo.run(["qmod", "-d", "all.q"])
     try:
-        response = login(demo).start({})
-        assert response.status_code == 400 and "temporarily not available" in response.json()["message"]
+        user = login(demo)
+        _, form = user.page("/hub/spawn")
+        xsrf = user.session.cookies.get("_xsrf", path="/hub/")
+        refused = user.session.post(f"{user.base}/hub/spawn", data={"_xsrf": xsrf}, timeout=120)
+        assert "temporarily not available" in refused.text, refused.text[-3000:]
     finally:
         demo.run(["qmod", "-e", "all.q"])
     [journal] = follow(demo, "reasons")

@@ -223,6 +223,7 @@ def test_the_form_says_before_submit_when_the_slots_are_taken(demo, page):
         fill_form(page, slots=1)
         see(page, "#sge-wait-warning", r"Only 0 slots are free right now.*cannot start this request now",
             what="the warning before submit")
+        page.locator("#sge-wait-warning").scroll_into_view_if_needed()
         shot(page, "6-no-free-slots")
         submit(page)
         see(page, ".spawn-error-msg", r"Grid Engine cannot start this request now: ", what="Grid Engine's reason")
@@ -284,7 +285,7 @@ def test_the_classic_notebook_interface_can_be_chosen(demo, page):
     page.select_option("#sge-ui", "notebook")
     submit(page)
     page.wait_for_url(re.compile(r"/user/demo/tree"), timeout=300_000)
-    see(page, "body", r"Files|Running", timeout=120_000, what="the notebook's file browser")
+    see(page, ".jp-DirListing", "Name", timeout=120_000, what="the notebook's file browser")
     goto(page, "/hub/home")
     page.click("#stop")
     see(page, "#start", "Start My Server", timeout=120_000, what="the server stopped")
