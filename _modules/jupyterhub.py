@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -248,7 +249,8 @@ def computed(config):
     Values derived from the settings and this host, computed here only (settings.json carries
     them to the hub and the spawner): ``fqdn``, ``hub_ip``, ``env_prefix``, ``server_name``,
     ``common_name`` and ``subject_alt_names`` (the TLS names), the hub's directories
-    (``state_dir``, ``secrets_dir``, ``cookie_secret_file``) and ``server_users``, the accounts the
+    (``state_dir``, ``secrets_dir``), the root-only secrets (``cookie_secret_file``,
+    ``database_password_file``, ``metrics_token_file``) and ``server_users``, the accounts the
     role puts into ``access:group`` (``access:members``, on dev hosts ``jh_whitelist_users``, and
     ``demo_account``).
 
@@ -288,6 +290,13 @@ def computed(config):
             ) from exc
     else:
         hub_ip = cluster_address(config["cluster_net_cidr"])
+    database = config["database"]
+    if database["backend"] not in ("sqlite", "postgresql"):
+        raise CommandExecutionError(
+            f"jupyterhub:database:backend: {database['backend']!r} is not allowed; allowed: sqlite, postgresql"
+        )
+    _pg_name(database["name"], "name")
+    _pg_name(database["user"], "user")
     server_users = list(config["access"]["members"])
     if config["is_devel_env"]:
         server_users += config["jh_whitelist_users"]
@@ -302,6 +311,8 @@ def computed(config):
         "secrets_dir": config["spawner"]["secrets_dir"]
         or os.path.join(config["runtime_dir"], "secrets"),
         "cookie_secret_file": os.path.join(config["config_dir"], "jupyterhub_cookie_secret"),
+        "database_password_file": os.path.join(config["config_dir"], "database-password"),
+        "metrics_token_file": os.path.join(config["config_dir"], "metrics-token"),
         "server_users": sorted(set(server_users)),
         "env_prefix": env_prefix,
         "server_name": server_name,
@@ -596,6 +607,104 @@ def write_secret(path, nbytes=32, template="{secret}\n", user="root", group="roo
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise CommandExecutionError(f"Could not write secret {path}: {exc}") from exc
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL as the hub's database (database:backend postgresql)
+# ---------------------------------------------------------------------------------------------
+_PG_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def _pg_name(name, what):
+    if not _PG_NAME.fullmatch(name or ""):
+        raise CommandExecutionError(
+            f"jupyterhub:database:{what}: {name!r} is not a PostgreSQL name (a-z, 0-9, _; "
+            "starting with a letter or _)"
+        )
+    return name
+
+
+def _psql(sql, database="postgres"):
+    """Run ``sql`` as PostgreSQL's superuser, from stdin (never on a command line): the rows."""
+    ret = __salt__["cmd.run_all"](
+        ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", database, "-f", "-"],
+        stdin=sql, runas="postgres", cwd="/", python_shell=False, output_loglevel="quiet",
+        ignore_retcode=True,
+    )
+    if ret["retcode"] != 0:
+        raise CommandExecutionError(f"psql (as postgres): {ret['stderr'].strip()}")
+    return [line.split("|") for line in ret["stdout"].splitlines() if line]
+
+
+def _read_password(password_file):
+    fd, _ = _open_private(password_file)
+    if fd is None:
+        raise CommandExecutionError(f"{password_file} does not exist")
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        password = handle.read().strip()
+    if not re.fullmatch(r"[0-9a-f]{16,}", password):
+        raise CommandExecutionError(f"{password_file}: not a password this formula generated (hex)")
+    return password
+
+
+def _password_works(user, database, password, port):
+    """Can ``user`` log in to ``database`` over TCP on 127.0.0.1 with ``password``? The password
+    goes to psql through a root-only passfile, not the command line or the environment."""
+    with tempfile.TemporaryDirectory() as tmp:
+        passfile = os.path.join(tmp, "pgpass")
+        with open(os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(f"127.0.0.1:{port}:{database}:{user}:{password}\n")
+        ret = __salt__["cmd.run_all"](
+            ["psql", "-X", "-At", "-w", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", database,
+             "-c", "SELECT 1"],
+            env={"PGPASSFILE": passfile, "PGCONNECT_TIMEOUT": "10"}, python_shell=False,
+            output_loglevel="quiet", ignore_retcode=True,
+        )
+    return ret["retcode"] == 0
+
+
+def postgres_status(name, owner, password_file, port=5432):
+    """
+    How far the hub's PostgreSQL database is from what the role wants: ``{"role": bool,
+    "database": bool, "password": bool}`` (the role exists, the database exists and belongs to
+    it, the role logs in over TCP with the password in ``password_file``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call jupyterhub.postgres_status jupyterhub jupyterhub /etc/jupyterhub/database-password
+    """
+    name, owner = _pg_name(name, "name"), _pg_name(owner, "user")
+    role = bool(_psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'"))
+    database = bool(_psql(
+        "SELECT 1 FROM pg_database d JOIN pg_roles r ON d.datdba = r.oid "
+        f"WHERE d.datname = '{name}' AND r.rolname = '{owner}'"
+    ))
+    password = role and database and _password_works(owner, name, _read_password(password_file), port)
+    return {"role": role, "database": database, "password": password}
+
+
+def postgres_apply(name, owner, password_file):
+    """
+    Create the login role ``owner`` (or set its password) with the password in ``password_file``
+    and the database ``name`` owned by it. SQL goes to psql on stdin.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call jupyterhub.postgres_apply jupyterhub jupyterhub /etc/jupyterhub/database-password
+    """
+    name, owner = _pg_name(name, "name"), _pg_name(owner, "user")
+    password = _read_password(password_file)
+    verb = "ALTER" if _psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'") else "CREATE"
+    _psql(f"{verb} ROLE {owner} LOGIN PASSWORD '{password}';")
+    if not _psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
+        _psql(f"CREATE DATABASE {name} OWNER {owner};")
+    else:
+        _psql(f"ALTER DATABASE {name} OWNER TO {owner};")
     return True
 
 

@@ -89,7 +89,7 @@ jupyterhub-proxy-token-generated:
 {%- if jupyterhub.metrics.enabled %}
 jupyterhub-metrics-token-generated:
   jupyterhub.secret_present:
-    - name: {{ jupyterhub.config_dir }}/metrics-token
+    - name: {{ jupyterhub.metrics_token_file }}
     - user: root
     - group: root
     - mode: "0600"
@@ -98,5 +98,5 @@ jupyterhub-metrics-token-generated:
 {%- else %}
 jupyterhub-metrics-token-absent:
   file.absent:
-    - name: {{ jupyterhub.config_dir }}/metrics-token
+    - name: {{ jupyterhub.metrics_token_file }}
 {%- endif %}

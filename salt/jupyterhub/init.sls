@@ -7,6 +7,7 @@ include:
   - jupyterhub.env
   - jupyterhub.sudo
   - jupyterhub.dirs
+  - jupyterhub.database
   - jupyterhub.tls
   - jupyterhub.config
   - jupyterhub.service

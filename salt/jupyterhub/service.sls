@@ -46,6 +46,9 @@ jupyterhub-running:
 {%- if jupyterhub.metrics.enabled %}
       - jupyterhub: jupyterhub-metrics-token-generated
 {%- endif %}
+{%- if jupyterhub.database.backend == "postgresql" %}
+      - jupyterhub: jupyterhub-database-present
+{%- endif %}
     - require:
       - cmd: jupyterhub-config-loads
       - service: jupyterhub-proxy-running

@@ -31,7 +31,7 @@ def recipes():
 
 RECIPES = recipes()
 TESTED = {"add-queue", "add-project", "add-pe", "gpus", "runtime", "users", "extras", "upgrade", "backup",
-          "restore", "reasons"}
+          "restore", "reasons", "postgresql"}
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +255,33 @@ def test_grid_engines_reasons_are_in_the_journal(demo):
         demo.run(["qmod", "-e", "all.q"])
     [journal] = follow(demo, "reasons")
     assert "Grid Engine cannot start this request now" in journal and "demo" in journal, journal
+
+
+def test_postgresql_keeps_sessions_across_a_hub_restart(demo):
+    follow(demo, "postgresql")
+    assert demo.run(["stat", "-c", "%U %a", "/etc/jupyterhub/database-password"]).stdout.split() == ["root", "600"]
+    assert demo.run(["systemctl", "is-active", "postgresql"]).stdout.strip() == "active"
+    user = login(demo)
+    job = started(user, {}, host=demo)
+    users = demo.run(["runuser", "-u", "postgres", "--", "psql", "-At", "-d", "jupyterhub", "-c",
+                      "SELECT name FROM users"]).stdout.split()
+    assert "demo" in users  # the hub's state is in PostgreSQL now
+    password = demo.run(["cat", "/etc/jupyterhub/database-password"]).stdout.strip()
+    assert password not in demo.run(["ps", "-eo", "args"]).stdout
+    assert password not in demo.run(["journalctl", "--no-pager", "-q"]).stdout
+    demo.run(["systemctl", "restart", "jupyterhub"])
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            again = login(demo)
+            if again.logged_in and (again.server() or {}).get("ready"):
+                break
+        except (OSError, requests.RequestException):
+            pass
+        assert time.monotonic() < deadline, "the hub did not come back with the server"
+        time.sleep(2)
+    assert jobs(demo) == {job}
+    stopped(again)
+    demo.put_file(SITE, "jupyterhub: {}\n", mode=0o600)  # back to SQLite: the password goes
+    setup(demo)
+    assert demo.run(["test", "-e", "/etc/jupyterhub/database-password"], check=False).returncode == 1

@@ -57,7 +57,18 @@ c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub['proxy_api_port']}"
 c.JupyterHub.tornado_settings = {"cookie_options": {"secure": True}}
 
 c.JupyterHub.cookie_secret_file = settings["cookie_secret_file"]
-c.JupyterHub.db_url = "sqlite:///" + os.path.join(settings["state_dir"], "jupyterhub.sqlite")
+database = settings["database"]
+if database["backend"] == "postgresql":  # on this host; the password comes from systemd (see below)
+    c.JupyterHub.db_url = (f"postgresql+psycopg2://{database['user']}@127.0.0.1:{database['port']}/"
+                           f"{database['name']}")
+    # libpq reads it from the hub's environment (not the URL: JupyterHub's schema check would
+    # write that into a temporary alembic.ini); the hub's children do not inherit it (JupyterHub
+    # passes services only its env_keep variables; the job commands get an explicit environment)
+    if os.environ.get("CREDENTIALS_DIRECTORY"):
+        with open(os.path.join(os.environ["CREDENTIALS_DIRECTORY"], "database-password"), encoding="utf-8") as handle:
+            os.environ["PGPASSWORD"] = handle.read().strip()
+else:
+    c.JupyterHub.db_url = "sqlite:///" + os.path.join(settings["state_dir"], "jupyterhub.sqlite")
 c.JupyterHub.log_level = hub["log_level"]
 # Stopping or restarting the hub leaves the users' jobs running.
 c.JupyterHub.cleanup_servers = False
