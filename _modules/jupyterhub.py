@@ -219,7 +219,10 @@ def computed(config):
     Values derived from the settings and this host, computed here only (settings.json carries
     them to the hub and the spawner): ``fqdn``, ``hub_ip``, ``env_prefix``, ``server_name``,
     ``common_name`` and ``subject_alt_names`` (the TLS names), the hub's directories
-    (``state_dir``, ``secrets_dir``, ``cookie_secret_file``) and ``server_users``, the accounts the
+    (``state_dir``, ``secrets_dir``, ``cookie_secret_file``), the files the hub and the spawner read
+    (``settings_file``, ``templates_dir``, ``job_template``, ``form_template``, ``spawner_src``:
+    the spawner package's source, installed into the env from there), the env the jobs run
+    (``worker_env``) and ``server_users``, the accounts the
     role puts into ``access:group`` (``access:members``, on dev hosts ``jh_whitelist_users``, and
     ``demo_account``).
 
@@ -266,9 +269,17 @@ def computed(config):
         server_users.append(config["demo_account"])
     if config["access"]["manage_members"]:
         _check_existing_server_users(sorted(set(server_users)), config["access"])
+    templates_dir = os.path.join(config["config_dir"], "templates")
     return {
         "fqdn": fqdn,
         "hub_ip": hub_ip,
+        "settings_file": os.path.join(config["config_dir"], "settings.json"),
+        "templates_dir": templates_dir,
+        "job_template": config["spawner"]["job_template"]
+        or os.path.join(templates_dir, "sgespawner-job.sh.j2"),
+        "form_template": os.path.join(templates_dir, "sgespawner-form.html"),
+        "worker_env": config["spawner"]["worker_env"] or env_prefix,
+        "spawner_src": os.path.join(config["lib_dir"], "sgespawner"),
         "state_dir": os.path.join(config["runtime_dir"], "state"),
         "secrets_dir": config["spawner"]["secrets_dir"]
         or os.path.join(config["runtime_dir"], "secrets"),

@@ -4,11 +4,15 @@
 {%- set settings = {} %}
 {%- do settings.update(jupyterhub) %}
 {%- do settings.pop("server_users") %}
+include:
+  - jupyterhub.dirs
+  - jupyterhub.env
+
 # JupyterHub's configuration: settings.json (the validated pillar + values computed here) is the
 # only site-specific file; jupyterhub_config.py and the spawner glue read it.
 jupyterhub-settings-installed:
   file.serialize:
-    - name: {{ cfg }}/settings.json
+    - name: {{ jupyterhub.settings_file }}
     - dataset: {{ settings | json }}
     - serializer: json
     - serializer_opts:
@@ -30,13 +34,42 @@ jupyterhub-config-installed:
     - require:
       - file: jupyterhub-config-dir-present
 
-jupyterhub-spawner-module-installed:
-  file.managed:
-    - name: {{ jupyterhub.lib_dir }}/sgespawner.py
-    - source: salt://jupyterhub/files/sgespawner.py
-    - mode: "0644"
+# The spawner is a Python package (salt://jupyterhub/files/sgespawner, entry point "sge"): its
+# source is copied to a root-owned directory and pip-installed into the hub env from there,
+# offline and without build dependencies (its build backend is part of the source). The env's
+# other packages stay exactly those of the hash-locked lock.
+jupyterhub-spawner-source-installed:
+  file.recurse:
+    - name: {{ jupyterhub.spawner_src }}
+    - source: salt://jupyterhub/files/sgespawner
+    - user: root
+    - group: root
+    - dir_mode: "0755"
+    - file_mode: "0644"
+    - clean: true
     - require:
       - file: jupyterhub-lib-dir-present
+
+jupyterhub-spawner-source-trusted:
+  trusted_path.checked:
+    - name: {{ jupyterhub.spawner_src }}
+    - recurse: true
+    - hint: "put jupyterhub:lib_dir under a directory only root can write"
+    - require:
+      - file: jupyterhub-spawner-source-installed
+
+jupyterhub-spawner-installed:
+  cmd.run:
+    - name: >-
+        {{ jupyterhub.env_prefix }}/bin/python -m pip install --no-input --quiet --no-deps
+        --no-index --no-build-isolation --force-reinstall {{ jupyterhub.spawner_src }}
+    - unless: {{ jupyterhub.env_prefix }}/bin/python -I {{ jupyterhub.spawner_src }}/_build/backend.py --installed
+    - cwd: /
+    - env:
+      - PYTHONDONTWRITEBYTECODE: "1"
+    - require:
+      - jupyterhub-python-env
+      - trusted_path: jupyterhub-spawner-source-trusted
 
 jupyterhub-templates-installed:
   file.recurse:
@@ -61,8 +94,8 @@ jupyterhub-config-loads:
     - onchanges:
       - file: jupyterhub-settings-installed
       - file: jupyterhub-config-installed
-      - file: jupyterhub-spawner-module-installed
+      - cmd: jupyterhub-spawner-installed
       - file: jupyterhub-templates-installed
-      - cmd: jupyterhub-python-env
+      - jupyterhub-python-env
     - require:
-      - cmd: jupyterhub-python-env
+      - cmd: jupyterhub-spawner-installed

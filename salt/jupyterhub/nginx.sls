@@ -1,6 +1,10 @@
 {%- from "jupyterhub/map.jinja" import jupyterhub with context %}
 # nginx in front of the hub: port 80 redirects to https, 443 serves the hub (TLS 1.2+, HSTS,
 # websockets). The configuration is tested with `nginx -t` before nginx reloads.
+include:
+  - jupyterhub.packages
+  - jupyterhub.tls
+
 jupyterhub-nginx-default-site-absent:
   file.absent:
     - name: /etc/nginx/sites-enabled/default

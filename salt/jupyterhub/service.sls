@@ -1,5 +1,12 @@
 {%- from "jupyterhub/map.jinja" import jupyterhub with context %}
 # systemd units of the proxy and the hub. Each restarts only when its own inputs changed.
+include:
+  - jupyterhub.packages
+  - jupyterhub.user
+  - jupyterhub.dirs
+  - jupyterhub.sudo
+  - jupyterhub.config
+
 jupyterhub-proxy-unit-installed:
   file.managed:
     - name: /etc/systemd/system/jupyterhub-proxy.service
@@ -37,10 +44,10 @@ jupyterhub-running:
       - file: jupyterhub-unit-installed
       - file: jupyterhub-settings-installed
       - file: jupyterhub-config-installed
-      - file: jupyterhub-spawner-module-installed
+      - cmd: jupyterhub-spawner-installed
       - file: jupyterhub-templates-installed
       - file: jupyterhub-sudoers-installed
-      - cmd: jupyterhub-python-env
+      - jupyterhub-python-env
       - jupyterhub: jupyterhub-proxy-token-generated
       - jupyterhub: jupyterhub-cookie-secret-generated
     - require:
