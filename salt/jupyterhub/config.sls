@@ -71,15 +71,42 @@ jupyterhub-spawner-installed:
       - jupyterhub-python-env
       - trusted_path: jupyterhub-spawner-source-trusted
 
-jupyterhub-templates-installed:
-  file.recurse:
-    - name: {{ cfg }}/templates
-    - source: salt://jupyterhub/files/templates
+# The page templates, the form and the job script: a site's own file (salt://jupyterhub_site/...,
+# in any file root; see docs/ARCHITECTURE.md "Site overrides") replaces the formula's.
+jupyterhub-templates-dir-present:
+  file.directory:
+    - name: {{ jupyterhub.templates_dir }}
     - user: root
     - group: {{ jupyterhub.group }}
-    - dir_mode: "0750"
-    - file_mode: "0640"
-    - clean: true
+    - mode: "0750"
+    - require:
+      - file: jupyterhub-config-dir-present
+
+jupyterhub-templates-installed:
+  file.managed:
+    - names:
+{%- for name in ["home.html", "spawn.html", "sgespawner-form.html", "sgespawner-job.sh.j2"] %}
+      - {{ jupyterhub.templates_dir }}/{{ name }}:
+        - source:
+          - salt://jupyterhub_site/templates/{{ name }}
+          - salt://jupyterhub/files/templates/{{ name }}
+{%- endfor %}
+    - user: root
+    - group: {{ jupyterhub.group }}
+    - mode: "0640"
+    - require:
+      - file: jupyterhub-templates-dir-present
+
+# Site additions to jupyterhub_config.py, loaded at its end (the formula's own is empty).
+jupyterhub-config-site-installed:
+  file.managed:
+    - name: {{ cfg }}/jupyterhub_config_site.py
+    - source:
+      - salt://jupyterhub_site/jupyterhub_config_site.py
+      - salt://jupyterhub/files/jupyterhub_config_site.py
+    - user: root
+    - group: {{ jupyterhub.group }}
+    - mode: "0640"
     - require:
       - file: jupyterhub-config-dir-present
 
@@ -96,6 +123,7 @@ jupyterhub-config-loads:
       - file: jupyterhub-config-installed
       - cmd: jupyterhub-spawner-installed
       - file: jupyterhub-templates-installed
+      - file: jupyterhub-config-site-installed
       - jupyterhub-python-env
     - require:
       - cmd: jupyterhub-spawner-installed

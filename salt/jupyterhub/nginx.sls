@@ -14,7 +14,10 @@ jupyterhub-nginx-default-site-absent:
 jupyterhub-nginx-site-installed:
   file.managed:
     - name: /etc/nginx/sites-available/jupyterhub.conf
-    - source: salt://jupyterhub/files/nginx-site.conf.j2
+    # a site's own template (any file root) replaces the formula's
+    - source:
+      - salt://jupyterhub_site/nginx-site.conf.j2
+      - salt://jupyterhub/files/nginx-site.conf.j2
     - template: jinja
     - mode: "0644"
     - context:

@@ -46,6 +46,7 @@ jupyterhub-running:
       - file: jupyterhub-config-installed
       - cmd: jupyterhub-spawner-installed
       - file: jupyterhub-templates-installed
+      - file: jupyterhub-config-site-installed
       - file: jupyterhub-sudoers-installed
       - jupyterhub-python-env
       - jupyterhub: jupyterhub-proxy-token-generated

@@ -107,3 +107,9 @@ if culler["enabled"]:
         "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
         "services": ["idle-culler"],
     })
+
+# Site additions (salt://jupyterhub_site/jupyterhub_config_site.py, installed next to this file):
+# anything set there overrides the above.
+SITE_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jupyterhub_config_site.py")
+if os.path.exists(SITE_CONFIG):
+    load_subconfig(SITE_CONFIG)  # noqa: F821 - provided by JupyterHub's config loader
