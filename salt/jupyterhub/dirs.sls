@@ -84,3 +84,19 @@ jupyterhub-proxy-token-generated:
     - mode: "0600"
     - require:
       - file: jupyterhub-config-dir-present
+
+# The Prometheus scraper's token (pillar metrics:enabled); root only: systemd gives the hub a copy.
+{%- if jupyterhub.metrics.enabled %}
+jupyterhub-metrics-token-generated:
+  jupyterhub.secret_present:
+    - name: {{ jupyterhub.config_dir }}/metrics-token
+    - user: root
+    - group: root
+    - mode: "0600"
+    - require:
+      - file: jupyterhub-config-dir-present
+{%- else %}
+jupyterhub-metrics-token-absent:
+  file.absent:
+    - name: {{ jupyterhub.config_dir }}/metrics-token
+{%- endif %}

@@ -51,6 +51,9 @@ jupyterhub-running:
       - jupyterhub-python-env
       - jupyterhub: jupyterhub-proxy-token-generated
       - jupyterhub: jupyterhub-cookie-secret-generated
+{%- if jupyterhub.metrics.enabled %}
+      - jupyterhub: jupyterhub-metrics-token-generated
+{%- endif %}
     - require:
       - cmd: jupyterhub-config-loads
       - service: jupyterhub-proxy-running

@@ -134,7 +134,7 @@ def free_port():
 
 
 class Hub:
-    def __init__(self, tmp, **spawner):
+    def __init__(self, tmp, config="", **spawner):
         self.tmp = tmp
         tmp.mkdir()
         self.sge = tmp / "sge"
@@ -151,8 +151,8 @@ class Hub:
                         cookie_secret_file=str(tmp / "srv/cookie_secret"))
         (tmp / "srv/secrets").mkdir(mode=0o711)
         settings["sge"].update(root=str(self.sge), **{n: str(self.sge / n) for n in ("qsub", "qstat", "qdel", "qconf")})
-        settings["spawner"].update(poll_interval=1, startup_poll_interval=0.2, start_timeout=60,
-                                   output=str(tmp / "job.log"), **spawner)
+        settings["spawner"].update({"poll_interval": 1, "startup_poll_interval": 0.2, "start_timeout": 60,
+                                    "output": str(tmp / "job.log"), **spawner})
         templates = str(tmp / "etc/templates")  # what jupyterhub.computed adds on a host
         settings.update(templates_dir=templates, form_template=templates + "/sgespawner-form.html",
                         job_template=settings["spawner"]["job_template"] or templates + "/sgespawner-job.sh.j2",
@@ -166,7 +166,7 @@ class Hub:
         self.port = free_port()
         config = (f"ROLE_CONFIG = {str(tmp / 'etc/jupyterhub_config.py')!r}\nTOKEN = {TOKEN!r}\n"
                   f"SGE_ROOT = {str(self.sge)!r}\nHUB_PORT = {self.port}\nPROXY_PORT = {free_port()}\n"
-                  f"WRAPPER = {str(wrapper)!r}\n" + CONFIG)
+                  f"WRAPPER = {str(wrapper)!r}\n" + CONFIG + config)
         (tmp / "etc/test_config.py").write_text(config)
         self.settings = settings
         self.proc = None
@@ -243,10 +243,10 @@ class Hub:
     def jobs(self):
         return sorted(p.stem for p in (self.sge / "jobs").glob("*.json"))
 
-    def server(self, user):
+    def server(self, user, name=""):
         status, model = self.api("GET", f"/users/{user}")
         assert status == 200, model
-        return model["servers"].get("")
+        return model["servers"].get(name)
 
     def wait_for(self, condition, timeout=30, step=0.1):
         deadline = time.monotonic() + timeout
@@ -320,8 +320,9 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 def make_hub(tmp_path):
     hubs = []
 
-    def make(**spawner):
-        hub = Hub(tmp_path / f"hub{len(hubs)}", **spawner)
+    def make(config="", **spawner):
+        """A hub with spawner settings ``spawner`` and extra lines of JupyterHub ``config``."""
+        hub = Hub(tmp_path / f"hub{len(hubs)}", config, **spawner)
         hubs.append(hub)
         return hub
 

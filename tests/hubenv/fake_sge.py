@@ -4,7 +4,8 @@ spawner in the hub's env without a cluster. Called through symlinks named qsub, 
 
 State lives in $SGE_ROOT (the tests point settings sge:root there): jobs/<id>.json per job, the
 job's script, calls.log (one line per command: how many qstat calls the hub made). Flag files
-in $SGE_ROOT change behaviour: `reject` (qsub -now refused), `eqw` (the job goes into error state).
+in $SGE_ROOT change behaviour: `reject` (qsub -now refused), `eqw` (the job goes into error state),
+`unfit` (`qsub -w p|v` finds no queue), `slots` (the queue's slots, default 4).
 Jobs run at once as local processes (state r, host 127.0.0.1) with a minimal environment, like
 SGE: nothing of the caller's environment reaches them.
 """
@@ -58,6 +59,16 @@ def qsub(args):
         handle.seek(0)
         handle.truncate()
         handle.write(job_id)
+    verify = next((o[1] for o in options if o[0] == "-w"), None)
+    if verify in ("p", "v"):  # only check the request, as Grid Engine does: no job
+        if (ROOT / "unfit").exists():
+            print(f'Unable to run job: Job {job_id} (-l h_vmem=100G) cannot run at host "127.0.0.1" '
+                  'because it offers only hc:h_vmem=4.000G', file=sys.stderr)
+            print("verification: no suitable queues")
+            print("Exiting.", file=sys.stderr)
+            return 1
+        print("verification: found suitable queue(s)")
+        return 0
     (JOBS / f"{job_id}.sh").write_text(script)
     if (ROOT / "reject").exists() and ["-now", "yes"] in options:
         print(job_id)
@@ -88,6 +99,14 @@ def qstat(args):
                 print("=" * 62 + f"\njob_number:                 {job_id}\nowner:    {job['owner']}")
                 if job.get("reason"):
                     print(f"error reason    1:          01/01/2026 00:00:00 [0:1]: error: {job['reason']}")
+        return 0
+    if args[:1] == ["-f"]:  # qstat -f -F slots -xml [-u * -r | -pe NAME]: one queue instance
+        total = int((ROOT / "slots").read_text()) if (ROOT / "slots").exists() else 4
+        used = sum(1 for j in jobs().values() if j["state"] == "r")
+        print(f"<?xml version='1.0'?>\n<job_info><queue_info><Queue-List><name>all.q@127.0.0.1</name>"
+              f"<slots_used>{used}</slots_used><slots_resv>0</slots_resv><slots_total>{total}</slots_total>"
+              f'<resource name="slots" type="hc">{total - used}</resource></Queue-List></queue_info>'
+              "<job_info></job_info></job_info>")
         return 0
     items = "".join(
         f"<job_list state=\"{'running' if j['state'] == 'r' else 'pending'}\"><JB_job_number>{i}"

@@ -25,7 +25,7 @@ def test_spawn_with_options_progress_and_stop(make_hub):
     spawn.join()
     assert hub.server("root")["ready"], hub.logtext()
     [job] = hub.jobs()
-    assert messages[1].startswith("Submitting the job (queue=all.q, pe=smp, slots=2, ram=2, runtime=00:30:00)")
+    assert messages[1].startswith("Submitting the job (queue=all.q, pe=smp, slots=2, ram=2, runtime=00:30:00, ui=lab)")
     assert f"Job {job} is running on 127.0.0.1; starting Jupyter" in messages
     assert messages[-1].startswith("Server ready at /user/root/")
     script = (hub.sge / "jobs" / f"{job}.sh").read_text()
@@ -80,7 +80,8 @@ def test_the_form_page_refuses_hostile_input_and_starts_a_server(make_hub):
     for name in ("queue", "pe", "slots", "ram", "runtime", "email"):
         assert f'name="{name}"' in page
     assert 'name="project"' not in page and 'name="gpus"' not in page  # not enabled in pillar
-    assert '<option value="all.q" selected>all.q: Default queue</option>' in page
+    assert re.search(r'<option value="all.q" selected data-free="4" data-load="4 of 4 slots free">\s*'
+                     r'all.q: Default queue \(4 of 4 slots free\)</option>', page), page
     form = {"queue": "all.q", "pe": "", "slots": "12", "ram": "2", "runtime": "00:30:00", "email": "x"}
     status, _, page = browser.request("POST", "/hub/spawn", form)
     assert "Error: slots: 12 is out of range; allowed 1-8\nemail: &#39;x&#39; is not an e-mail address" in page
@@ -182,3 +183,86 @@ def test_qstat_calls_per_interval_do_not_grow_with_users(make_hub):
         rates[len(users)] = len(hub.calls("qstat")) - before
     assert all(hub.server(u)["ready"] for u in ("root", "daemon", "bin")), hub.logtext()
     assert 4 <= rates[1] <= 6 and 4 <= rates[3] <= 6, rates  # poll interval 1 s: ~5 calls in 5 s
+
+
+def test_the_form_shows_what_the_cluster_has_free_from_one_query_per_interval(make_hub):
+    hub = make_hub(poll_interval=30).start()
+    hub.spawn("daemon")  # one running job takes a slot of the 4
+    browser = hub.browser("root")
+    for _ in range(3):  # three page views (any users): one look at the cluster
+        status, _, page = browser.request("GET", "/hub/spawn")
+        assert status == 200
+    assert 'all.q: Default queue (3 of 4 slots free)' in page
+    assert 'smp: Shared memory, one host (3 of 4 slots free)' in page
+    assert 'id="sge-wait-warning"' in page and "const immediate = true;" in page
+    looks = [c for c in hub.calls("qstat") if c.startswith("qstat -f")]
+    assert looks == ["qstat -f -F slots -xml -u * -r", "qstat -f -F slots -xml -pe smp"], looks
+    assert '<div class="form-text">1-8</div>' in page  # the limits are next to the fields
+
+
+def test_a_request_grid_engine_cannot_start_is_refused_on_the_form_with_its_reason(make_hub):
+    hub = make_hub().start()
+    (hub.sge / "unfit").touch()
+    browser = hub.browser("root")
+    form = {"queue": "all.q", "pe": "smp", "slots": "2", "ram": "2", "runtime": "00:30:00", "email": ""}
+    status, _, page = browser.request("POST", "/hub/spawn", form)
+    assert status == 400, page
+    assert ("Grid Engine cannot start this request now: (-l h_vmem=100G) cannot run at host "
+            "&#34;127.0.0.1&#34; because it offers only hc:h_vmem=4.000G") in page, page
+    assert 'name="slots"' in page  # the form again, with the reason
+    assert hub.jobs() == [] and hub.server("root") is None
+    [verify] = [c for c in hub.calls("qsub")]  # the check, and no submit
+    (hub.sge / "unfit").unlink()
+    status, headers, _ = browser.request("POST", "/hub/spawn", form)
+    assert status == 302, headers
+    hub.wait_for(lambda: (hub.server("root") or {}).get("ready"))
+    assert len(hub.jobs()) == 1 and len(hub.calls("qsub")) == 3  # check + submit
+
+
+def test_the_home_page_shows_the_time_left_and_warns_near_the_end(make_hub):
+    hub = make_hub(time_left_warning=900).start()
+    browser = hub.browser("root")
+    hub.spawn("root", {"runtime": "02:00:00"})
+    [job] = hub.jobs()
+    status, _, page = browser.request("GET", "/hub/home")
+    item = re.search(r'<p class="alert (alert-\w+) sge-time-left"[^>]*>\s*<strong class="sge-left">'
+                     r'([^<]+)</strong> left: ([^<]+)</p>', page)
+    assert item, page
+    assert item.group(1) == "alert-info" and item.group(2) in ("2 h 00 min", "1 h 59 min"), item.groups()
+    assert item.group(3).startswith(f"Grid Engine stops your server (job {job}) at ")
+    hub.api("DELETE", "/users/root/server")
+    hub.wait_for(lambda: hub.server("root") is None)
+    hub.spawn("root", {"runtime": "00:10:00"})  # less than the warning time
+    status, _, page = browser.request("GET", "/hub/home")
+    assert '<p class="alert alert-warning sge-time-left"' in page and "Save your work." in page, page
+
+
+def test_the_user_chooses_jupyterlab_or_the_notebook(make_hub):
+    hub = make_hub().start()
+    hub.spawn("root", {"ui": "notebook"})
+    [job] = hub.jobs()
+    assert hub.server_env(job)["JUPYTERHUB_DEFAULT_URL"] == "/tree"
+    hub.api("DELETE", "/users/root/server")
+    hub.wait_for(lambda: hub.server("root") is None)
+    hub.spawn("root", {"ui": "lab"})
+    [job] = hub.jobs()
+    assert hub.server_env(job)["JUPYTERHUB_DEFAULT_URL"] == "/lab"
+    status, body = hub.spawn("daemon", {"ui": "vscode"}, wait=False)
+    assert status == 400 and "ui: 'vscode' is not allowed; allowed: lab, notebook" in body["message"], body
+
+
+def test_with_named_servers_a_user_runs_a_small_and_a_big_server_at_once(make_hub):
+    hub = make_hub(config="c.JupyterHub.allow_named_servers = True\n").start()
+    hub.api("POST", "/users", {"usernames": ["root"]})
+    status, _ = hub.api("POST", "/users/root/server", {"slots": "1"})
+    assert status in (201, 202)
+    status, body = hub.api("POST", "/users/root/servers/big", {"slots": "4", "pe": "smp"})
+    assert status in (201, 202), body
+    hub.wait_for(lambda: (hub.server("root") or {}).get("ready") and (hub.server("root", "big") or {}).get("ready"))
+    jobs = hub.jobs()
+    assert len(jobs) == 2
+    scripts = {job: (hub.sge / "jobs" / f"{job}.sh").read_text() for job in jobs}
+    big = next(job for job, script in scripts.items() if "#$ -pe smp 4" in script)
+    hub.api("DELETE", "/users/root/servers/big")
+    hub.wait_for(lambda: hub.server("root", "big") is None)
+    assert hub.jobs() == [j for j in jobs if j != big] and hub.server("root")["ready"]

@@ -66,7 +66,7 @@ def refusals(options, spec, live=None):
 def test_pillar_defaults_are_a_valid_request(defaults):
     assert sg.validate({}, defaults["spawner"]) == {
         "project": "", "queue": "all.q", "pe": "smp", "slots": 1, "ram": 2, "gpus": 0,
-        "runtime": "08:00:00", "email": "",
+        "runtime": "08:00:00", "email": "", "ui": "lab",
     }
 
 
@@ -84,7 +84,7 @@ def test_valid_values_of_every_field_are_normalised(spec):
     }, spec)
     assert request == {
         "project": "ml", "queue": "gpu.q", "pe": "smp", "slots": 4, "ram": 8, "gpus": 2,
-        "runtime": "01:30:00", "email": "alice.smith+jh@example.org",
+        "runtime": "01:30:00", "email": "alice.smith+jh@example.org", "ui": "lab",
     }
 
 
@@ -171,8 +171,8 @@ def test_gpus_anywhere_when_pillar_names_no_gpu_queues(spec):
 def test_fields_that_are_not_enabled_are_refused_and_use_their_default(defaults):
     spec = defaults["spawner"]
     assert refusals({"project": "ml", "gpus": "1"}, spec) == [
-        "project: not offered here; fields: queue, pe, slots, ram, runtime, email",
-        "gpus: not offered here; fields: queue, pe, slots, ram, runtime, email",
+        "project: not offered here; fields: queue, pe, slots, ram, runtime, email, ui",
+        "gpus: not offered here; fields: queue, pe, slots, ram, runtime, email, ui",
     ]
     hidden = copy.deepcopy(spec)
     hidden["fields"]["queue"].update(enabled=False, default="all.q")
@@ -204,7 +204,7 @@ def test_form_data_becomes_one_value_per_field():
 def test_form_fields_show_enabled_fields_with_previous_valid_values(defaults):
     spec = defaults["spawner"]
     fields = sg.form_fields(spec, previous={"slots": "4", "runtime": "02:00:00"})
-    assert [f["name"] for f in fields] == ["queue", "pe", "slots", "ram", "runtime", "email"]
+    assert [f["name"] for f in fields] == ["queue", "pe", "slots", "ram", "runtime", "email", "ui"]
     by_name = {f["name"]: f for f in fields}
     assert by_name["slots"]["value"] == 4 and by_name["runtime"]["value"] == "02:00:00"
     assert by_name["slots"]["min"] == 1 and by_name["slots"]["max"] == 8
@@ -682,3 +682,56 @@ def test_a_failed_qdel_is_repeated_until_the_job_is_gone():
         poller._task.cancel()
 
     asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------------ what the form shows free
+
+def test_cluster_load_from_a_real_busy_cell():
+    """Recorded on the demo cell (2 slots on the host): job 1 runs with 2 slots (smp), jobs 2 and 3
+    wait for smp, job 4 waits for all.q."""
+    text = recorded("qstat_f_busy")[1]
+    instances = sg.parse_queue_instances(text)
+    assert instances == [("all.q", 0, 2)]  # the queue says 999 slots, the host's consumable 2
+    assert sg.parse_pending(text) == [([], "smp"), ([], "smp"), (["all.q"], "")]
+    by_pe = {"smp": sg.parse_queue_instances(recorded("qstat_f_pe_smp")[1])}
+    summary = sg.summarize_load(instances, sg.parse_pending(text), by_pe)
+    assert summary == {"queue": {"all.q": sg.Load(0, 2, 3)}, "pe": {"smp": sg.Load(0, 2, 2)}}
+    assert summary["queue"]["all.q"].text() == "0 of 2 slots free, 3 jobs waiting"
+
+
+def test_cluster_load_of_an_idle_cell_and_a_disabled_queue():
+    idle = sg.parse_queue_instances(recorded("qstat_f_idle")[1])
+    assert sg.summarize_load(idle, [], {})["queue"]["all.q"].text() == "2 of 2 slots free"
+    disabled = recorded("qstat_f_disabled")[1]
+    assert sg.parse_queue_instances(disabled) == [("all.q", 0, 2)]  # state d: nothing starts there
+    rc, _, err = recorded("qstat_f_pe_missing")
+    assert rc == 1 and "no such parallel environment" in err
+
+
+def test_the_form_lists_the_load_next_to_each_queue(defaults):
+    load = {"queue": {"all.q": sg.Load(3, 8, 1)}, "pe": {"smp": sg.Load(2, 4, 0)}}
+    fields = {f["name"]: f for f in sg.form_fields(defaults["spawner"], load=load)}
+    assert fields["queue"]["load"]["all.q"].text() == "3 of 8 slots free, 1 job waiting"
+    assert fields["pe"]["load"]["smp"].free == 2
+    assert fields["ui"]["load"] == {}
+    assert sg.form_fields(defaults["spawner"])[0]["load"] == {}  # Grid Engine did not answer
+
+
+def test_time_left_of_running_servers():
+    class Spawner:
+        def __init__(self, started, runtime, active=True):
+            self.job_started, self.job_runtime, self.active, self.ready = started, runtime, active, active
+            self.job_id, self.ip = "42", "node1"
+            self.time_left_warning = 900
+
+    class User:
+        spawners = {"": Spawner(1000.0, "02:00:00"), "gpu": Spawner(1000.0, "00:20:00"),
+                    "old": Spawner(1000.0, "01:00:00", active=False)}
+
+    left = sg.time_left(User(), now=1000.0 + 600)
+    assert [(s["name"], s["left"], s["duration"], s["warn"]) for s in left] == [
+        ("", 6600, "1 h 50 min", False), ("gpu", 600, "10 min", True)]
+    assert left[0]["text"].startswith("Grid Engine stops your server (job 42) at ")
+    assert left[1]["text"].startswith("Grid Engine stops server 'gpu' (job 42) at ")
+    assert left[1]["text"].endswith("Save your work.")
+    assert sg.time_left(None) == []

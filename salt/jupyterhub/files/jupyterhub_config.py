@@ -4,12 +4,14 @@ Everything site-specific comes from settings.json (next to this file), which Sal
 the validated pillar.
 """
 
+import html
 import json
 import os
 import sys
 
 from jupyterhub.auth import PAMAuthenticator
-from sgespawner.options import validate as validate_request
+from sgespawner.gridengine import time_left
+from sgespawner.options import check_fields
 from sgespawner.spawner import last_end_message
 
 SETTINGS_FILE = os.environ.get(
@@ -63,9 +65,30 @@ c.JupyterHub.log_level = hub["log_level"]
 # Stopping or restarting the hub leaves the users' jobs running.
 c.JupyterHub.cleanup_servers = False
 
+# Pillar's announcements (plain text) at the top of the hub's pages: `all` everywhere, or one page.
+# A page's own variable only when set: JupyterHub's templates prefer it even when empty.
+for page, text in settings["announcement"].items():
+    if text:
+        key = "announcement" if page == "all" else f"announcement_{page}"
+        c.JupyterHub.template_vars[key] = html.escape(text).replace("\n", "<br>")
+
+# Several servers per user, each its own job (pillar named_servers).
+c.JupyterHub.allow_named_servers = settings["named_servers"]["enabled"]
+c.JupyterHub.named_server_limit_per_user = settings["named_servers"]["limit"]
+
+# Prometheus: /hub/metrics needs a token with read:metrics. The `metrics` service's token lives in
+# a root-only file; systemd hands the hub a copy (LoadCredential=, see jupyterhub.service).
+if settings["metrics"]["enabled"]:
+    credential = os.path.join(os.environ.get("CREDENTIALS_DIRECTORY", ""), "metrics-token")
+    with open(credential, encoding="utf-8") as handle:
+        c.JupyterHub.services.append({"name": "metrics", "api_token": handle.read().strip()})
+    c.JupyterHub.load_roles.append({"name": "metrics", "description": "read /hub/metrics (Prometheus)",
+                                    "scopes": ["read:metrics"], "services": ["metrics"]})
+c.JupyterHub.authenticate_prometheus = True
+
 # The spawner: the sgespawner package in this env (entry point "sge"), configured from settings.
 spawner = settings["spawner"]
-validate_request({}, spawner)  # the pillar defaults must pass their own checks: fail now, not at a spawn
+check_fields(spawner["fields"])  # the pillar defaults must pass their own checks: fail now, not at a spawn
 c.JupyterHub.spawner_class = "sge"
 sge_config = c.SGESpawner
 sge_config.fields = spawner["fields"]
@@ -90,9 +113,13 @@ sge_config.start_timeout = spawner["start_timeout"]
 sge_config.http_timeout = spawner["http_timeout"]
 sge_config.poll_interval = spawner["poll_interval"]
 sge_config.startup_poll_interval = spawner["startup_poll_interval"]
+sge_config.verify = spawner["verify"]
+sge_config.show_load = spawner["show_load"]
+sge_config.time_left_warning = spawner["time_left_warning"]
 # the role's page templates (home page: why the last server ended; spawn page: refusals)
 c.JupyterHub.template_paths.insert(0, settings["templates_dir"])
-c.JupyterHub.template_vars.update({"sge_last_end": last_end_message})
+c.JupyterHub.template_vars.update({"sge_last_end": last_end_message, "sge_time_left": time_left,
+                                   "sge_time_left_warning": spawner["time_left_warning"]})
 
 culler = settings["idle_culler"]
 if culler["enabled"]:

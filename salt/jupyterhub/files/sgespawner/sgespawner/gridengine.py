@@ -3,6 +3,7 @@ qconf as the hub user), ``qstat`` parsing, and ONE ``qstat -xml -u '*'`` per int
 every spawner (``JobPoller``); a failing qstat means "unknown", never "job gone"."""
 
 import asyncio
+import fnmatch
 import logging
 import os
 import re
@@ -10,7 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 from typing import NamedTuple
 
-from .options import QCONF_LISTS
+from .options import QCONF_LISTS, seconds
 
 UNKNOWN = "unknown"  # JobPoller.status() when Grid Engine did not answer
 log = logging.getLogger("JupyterHub.sgespawner")  # the hub's log handler and format
@@ -104,6 +105,81 @@ def parse_qstat_j(text):
     return reasons
 
 
+# ---------------------------------------------------------------------------------------------
+# What the cluster has free: one summary per poll interval, shown on the form
+# ---------------------------------------------------------------------------------------------
+# queue instance states in which Grid Engine starts nothing there: load alarm (a), suspend alarm
+# (A), unknown/unreachable (u), disabled (d, D), suspended (s, S), calendar (C), error (E),
+# ambiguous configuration (c), orphaned (o)
+_QUEUE_CLOSED = set("aAudDsSCEco")
+
+
+class Load(NamedTuple):
+    free: int  # slots a new job could get now
+    total: int  # slots of the queue instances (capped by the hosts' slot consumable)
+    waiting: int  # pending jobs that asked for this queue / PE (or for no queue at all)
+
+    def text(self):
+        waiting = f", {self.waiting} job{'s' if self.waiting != 1 else ''} waiting" if self.waiting else ""
+        return f"{self.free} of {self.total} slots free{waiting}"
+
+
+def _int(element, tag):
+    try:
+        return int(float(element.findtext(tag) or 0))
+    except ValueError:
+        return 0
+
+
+def parse_queue_instances(text):
+    """``qstat -f -F slots -xml`` -> [(cluster queue, free, total)], one per queue instance.
+
+    A closed instance (disabled, alarm, unreachable, ...) has nothing free. A host's ``slots``
+    consumable (``complex_values slots=N``, reported as ``hc:slots``, what is left on the host)
+    caps the queue's own slot count."""
+    instances = []
+    for item in ET.fromstring(_XML_FORBIDDEN.sub("?", text)).iter("Queue-List"):
+        queue = (item.findtext("name") or "").partition("@")[0]
+        used, resv, total = _int(item, "slots_used"), _int(item, "slots_resv"), _int(item, "slots_total")
+        free = max(0, total - used - resv)
+        for resource in item.findall("resource"):
+            if resource.get("name") == "slots":
+                left = int(float(resource.text or 0))
+                free, total = min(free, left), min(total, used + resv + left)
+        if _QUEUE_CLOSED & set(item.findtext("state") or ""):
+            free = 0
+        instances.append((queue, free, total))
+    return instances
+
+
+def parse_pending(text):
+    """The pending jobs of ``qstat -xml -u '*' -r``: [(requested queues, requested PE)]."""
+    pending = []
+    for item in _job_records(text):
+        if item.get("state") != "pending":
+            continue
+        queues = [q.text.partition("@")[0] for q in item.findall("hard_req_queue") if q.text]
+        pe = item.find("requested_pe")
+        pending.append((queues, pe.get("name", "") if pe is not None else ""))
+    return pending
+
+
+def summarize_load(instances, pending, pe_instances):
+    """{"queue": {name: Load}, "pe": {name: Load}} from parse_queue_instances/parse_pending output
+    (``pe_instances``: PE name -> the instances of the queues that have it)."""
+    def load(rows, waiting):
+        return Load(sum(r[1] for r in rows), sum(r[2] for r in rows), waiting)
+
+    summary = {"queue": {}, "pe": {}}
+    for queue in sorted({row[0] for row in instances}):
+        waiting = sum(1 for queues, _ in pending if not queues or any(fnmatch.fnmatchcase(queue, q) for q in queues))
+        summary["queue"][queue] = load([r for r in instances if r[0] == queue], waiting)
+    for pe, rows in pe_instances.items():
+        waiting = sum(1 for _, wanted in pending if wanted and fnmatch.fnmatchcase(pe, wanted))
+        summary["pe"][pe] = load(rows, waiting)
+    return summary
+
+
 async def run(argv, input=None, env=None, timeout=60):
     """Run a command without a shell -> (returncode, stdout, stderr); rc 127 if it cannot run,
     124 if it did not finish in ``timeout`` seconds.
@@ -161,6 +237,15 @@ class Cluster:
     async def qstat_j(self, job_ids):
         return await self.run([self.sge["qstat"], "-j", ",".join(job_ids)], env=self.env, timeout=self.timeout)
 
+    async def queue_load(self, pe=None):
+        """``qstat -f -F slots -xml``: every queue instance with its free slots, and (without
+        ``pe``) everyone's jobs with their requests; with ``pe``: only the instances of the queues
+        that have that parallel environment."""
+        scope = ["-pe", pe] if pe else ["-u", "*", "-r"]
+        return await self.run([self.sge["qstat"], "-f", "-F", "slots", "-xml", *scope], env=self.env,
+                              timeout=self.timeout)
+
+
     async def qconf_list(self, option, max_age=60):
         """Names ``qconf -sql``/``-spl``/``-sprjl`` lists; None if qconf fails (check skipped)."""
         cached = self._lists.get(option)
@@ -214,6 +299,7 @@ class JobPoller:
         self.to_delete, self.lost_submits = {}, {}
         self.generation, self.qstat_calls, self._detail_at = 0, 0, {}
         self._task, self._kick, self._updated = None, None, None
+        self._load, self._load_lock, self.load_calls = {}, asyncio.Lock(), 0  # cluster_load()
 
     def _ensure_started(self):
         if self._task is None or self._task.done():
@@ -306,6 +392,35 @@ class JobPoller:
             self.reasons.update(parse_qstat_j(out))
             self._detail_at.update(dict.fromkeys(wanted, now))
 
+    async def cluster_load(self, pes=()):
+        """What the cluster has free (``summarize_load``), for the form: at most one refresh per
+        interval however many people open the form (they share it); None when Grid Engine does
+        not answer (the form is shown without it)."""
+        key = tuple(sorted(pes))
+        cached = self._load.get(key)
+        if cached and time.monotonic() - cached[0] < self.interval:
+            return cached[1]
+        async with self._load_lock:
+            cached = self._load.get(key)
+            if cached and time.monotonic() - cached[0] < self.interval:
+                return cached[1]
+            summary = None
+            try:
+                self.load_calls += 1
+                rc, out, err = await self.cluster.queue_load()
+                if rc != 0:
+                    raise RuntimeError(err or f"exit status {rc}")
+                instances, pending, by_pe = parse_queue_instances(out), parse_pending(out), {}
+                for pe in key:
+                    self.load_calls += 1
+                    rc, out, err = await self.cluster.queue_load(pe)
+                    by_pe[pe] = parse_queue_instances(out) if rc == 0 else []
+                summary = summarize_load(instances, pending, by_pe)
+            except (RuntimeError, ET.ParseError) as exc:
+                log.warning("the cluster's load is not shown on the form: qstat: %s", exc)
+            self._load[key] = (time.monotonic(), summary)
+            return summary
+
     def status(self, job_id, owner=None):
         """The job from the last snapshot; None when it left the queue (or, with ``owner``, when
         the job of that number belongs to someone else); UNKNOWN when qstat failed."""
@@ -331,3 +446,36 @@ class JobPoller:
         if not self.generation:
             await self.next_update()
 
+
+# ---------------------------------------------------------------------------------------------
+# Run time: what h_rt leaves of a running server
+# ---------------------------------------------------------------------------------------------
+def _duration(left):
+    left = max(0, int(left))
+    hours, minutes = left // 3600, left // 60 % 60
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def time_left(user, now=None):
+    """template_vars callable: the user's running servers with the time Grid Engine still gives
+    them (their h_rt from when the job started): [{name, job_id, host, ends, left, duration, text,
+    warn}]; the home page shows "<duration> left: <text>"."""
+    if user is None:
+        return []
+    now = time.time() if now is None else now
+    servers = []
+    for name, spawner in sorted(getattr(user, "spawners", {}).items()):
+        started, runtime = getattr(spawner, "job_started", 0), getattr(spawner, "job_runtime", "")
+        if not (started and runtime and spawner.active and spawner.ready):
+            continue
+        ends = started + seconds(runtime)
+        warn = ends - now <= spawner.time_left_warning
+        servers.append({
+            "name": name, "job_id": spawner.job_id, "host": spawner.ip, "ends": int(ends),
+            "left": max(0, int(ends - now)), "warn": warn, "duration": _duration(ends - now),
+            "text": "Grid Engine stops "
+                    f"{'your server' if not name else 'server ' + repr(name)} (job {spawner.job_id}) at "
+                    f"{time.strftime('%H:%M %Z', time.localtime(ends))}"
+                    + (". Save your work." if warn else ""),
+        })
+    return servers

@@ -18,9 +18,12 @@ import shlex
 
 import jinja2
 
-FIELDS = ("project", "queue", "pe", "slots", "ram", "gpus", "runtime", "email")
+FIELDS = ("project", "queue", "pe", "slots", "ram", "gpus", "runtime", "email", "ui")
 # choice fields and the `qconf` option that lists what the cluster defines
 QCONF_LISTS = {"project": "-sprjl", "queue": "-sql", "pe": "-spl"}
+CHOICE_FIELDS = (*QCONF_LISTS, "ui")
+# the user interfaces a server can open (field `ui`): name -> its URL path (default_url)
+UI_URLS = {"lab": "/lab", "notebook": "/tree"}
 RUNTIME_RE = re.compile(r"([0-9]{1,3}):([0-5][0-9]):([0-5][0-9])")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
@@ -109,6 +112,7 @@ CHECKS = {
     "gpus": _number,
     "runtime": _runtime,
     "email": _email,
+    "ui": _choice,
 }
 
 
@@ -171,6 +175,16 @@ def validate(options, spec, live=None):
     return request
 
 
+def check_fields(fields):
+    """The pillar ``fields`` table, checked when the hub starts: its defaults must pass their own
+    checks and the ``ui`` choices must be interfaces the spawner knows. Raises ValueError."""
+    validate({}, {"fields": fields})
+    unknown = sorted(set(fields["ui"].get("choices") or {}) - set(UI_URLS))
+    if unknown:
+        raise ValueError(f"spawner:fields:ui:choices: {', '.join(unknown)} unknown; "
+                         f"allowed: {', '.join(UI_URLS)}")
+
+
 def form_to_options(form_data):
     """JupyterHub form data (a dict of lists) -> user options (one value per field)."""
     return {
@@ -180,10 +194,12 @@ def form_to_options(form_data):
     }
 
 
-def form_fields(spec, previous=None):
+def form_fields(spec, previous=None, load=None):
     """What the form template shows: the enabled fields with their current values.
 
     ``previous`` (the user's last options) preselects the values when they are still valid.
+    ``load`` (``JobPoller.cluster_load``) adds to the queue and PE choices what is free now:
+    ``field["load"]`` maps a choice to its ``Load``.
     """
     fields = spec["fields"]
     try:
@@ -196,9 +212,10 @@ def form_fields(spec, previous=None):
         if not field["enabled"]:
             continue
         item = {"name": name, "label": field.get("label") or name, "value": values[name]}
-        if name in QCONF_LISTS:
+        if name in CHOICE_FIELDS:
             item.update(kind="choice", optional=field.get("optional", False),
-                        choices=list((field.get("choices") or {}).items()))
+                        choices=list((field.get("choices") or {}).items()),
+                        load=((load or {}).get(name) or {}))
         elif name == "runtime":
             item.update(kind="runtime", help=f"hh:mm:ss, at most {field['max']}. "
                         "The server is stopped when this time is up.")

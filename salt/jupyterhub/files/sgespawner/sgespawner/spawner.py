@@ -25,7 +25,16 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, valida
 
 from . import api, options
 from .gridengine import UNKNOWN, Cluster, Job, JobPoller
-from .options import Refused, form_fields, form_to_options, job_options, render_job_script, seconds
+from .options import (
+    UI_URLS,
+    Refused,
+    check_fields,
+    form_fields,
+    form_to_options,
+    job_options,
+    render_job_script,
+    seconds,
+)
 from .options import validate as validate_request
 from .tokenfile import remove_file, write_secret_env
 
@@ -97,6 +106,9 @@ class SGESpawner(GridengineSpawner):
     min_uid = Integer(1000, help="lowest uid of an ordinary user").tag(config=True)
     privileged_groups = List(Unicode(), help="members of these never get servers").tag(config=True)
     bind_ip = Unicode("0.0.0.0", help="address the server listens on, on the execution host").tag(config=True)
+    verify = Bool(True, help="ask Grid Engine (qsub -w p|v) before submitting").tag(config=True)
+    show_load = Bool(True, help="show the queues' and PEs' free slots on the form").tag(config=True)
+    time_left_warning = Integer(900, help="seconds before h_rt when the home page warns").tag(config=True)
 
     # --- per server ----------------------------------------------------------------------
     env_file = Unicode(help="file that carries the session's environment (API token) to the job")
@@ -121,7 +133,7 @@ class SGESpawner(GridengineSpawner):
 
     @validate("fields")
     def _fields_valid(self, proposal):
-        validate_request({}, {"fields": proposal.value})  # the defaults must pass their own checks
+        check_fields(proposal.value)  # the defaults must pass their own checks
         return proposal.value
 
     @property
@@ -151,8 +163,38 @@ class SGESpawner(GridengineSpawner):
 
     async def _options_from_form(self, form_data):
         options = form_to_options(form_data)
-        await self.check_options(options)  # a refusal re-renders the form with the message
+        request = await self.check_options(options)  # a refusal re-renders the form with the message
+        if self.verify:
+            await self.verify_request(request)
         return options
+
+    async def verify_request(self, request):
+        """Ask Grid Engine before submitting whether the request can start now (``-w p``,
+        with ``immediate``) or can ever run (``-w v``); its reason re-renders the form. Nothing
+        is submitted. A verification that itself fails (timeout) is logged and skipped."""
+        await self._check_account()
+        mode = "p" if self.immediate else "v"
+        script = self.job_script(request, self.job_name, env_file="/dev/null", verify=mode)
+        rc, out, err = await self.poller.cluster.qsub(self.user.name, script)
+        if rc == 0:
+            return
+        lines = [line.strip() for line in err.splitlines() + out.splitlines() if line.strip()]
+        reasons = [re.sub(r"^Unable to run job: (Job [0-9]+ )?", "", line) for line in lines
+                   if not line.startswith(("verification:", "Exiting"))]
+        if rc == 124 or "sudo:" in err or not reasons:
+            self.log.warning("%s: qsub -w %s did not verify (rc %s): %s; submitting anyway",
+                             self._log_name, mode, rc, " ".join(lines))
+            return
+        when = "now" if mode == "p" else "on this cluster"
+        raise spawn_error(f"Grid Engine cannot start this request {when}: " + " ".join(reasons),
+                          "options", 400)
+
+    async def _check_account(self):
+        access = {"group": self.allowed_group, "min_uid": self.min_uid, "privileged_groups": self.privileged_groups}
+        refusal = options.account_refusal(self.user.name, access, await self.poller.cluster.sge_privileged())
+        if refusal:
+            self.log.warning("%s: not submitting: %s", self._log_name, refusal)
+            raise spawn_error(f"No server for this account: {refusal}", "account", 403)
 
     @default("apply_user_options")
     def _apply_user_options_default(self):
@@ -246,12 +288,14 @@ class SGESpawner(GridengineSpawner):
             shown = len(self._messages)
             await asyncio.sleep(0.1)
 
-    def job_script(self, request, job_name):
+    def job_script(self, request, job_name, env_file=None, verify=None):
+        """The job script of ``request``; ``verify`` (p or v) adds ``-w`` (qsub only checks it)."""
+        qsub_options = job_options(request, self.spec) + ([f"-w {verify}"] if verify else [])
         with open(self.job_template, encoding="utf-8") as handle:
             template = handle.read()
         return render_job_script(
             template, username=self.user.name, job_name=job_name, output=self.job_output,
-            options=job_options(request, self.spec), env_file=self.env_file, request=request,
+            options=qsub_options, env_file=env_file or self.env_file, request=request,
             path=f"{self.worker_env}/bin:/usr/local/bin:/usr/bin:/bin", prologue=self.job_prologue,
             cmd=shlex.join([*self.cmd, *self.get_args()]),
         )
@@ -262,13 +306,10 @@ class SGESpawner(GridengineSpawner):
         if self.server:
             self.server.port = self.port
         request = await self.check_options(self.user_options)
+        self.default_url = UI_URLS[request["ui"]]  # the interface the user chose
         LAST_END.pop((self.user.name, self.name), None)
         cluster = self.poller.cluster
-        access = {"group": self.allowed_group, "min_uid": self.min_uid, "privileged_groups": self.privileged_groups}
-        refusal = options.account_refusal(self.user.name, access, await cluster.sge_privileged())
-        if refusal:
-            self.log.warning("%s: not submitting: %s", self._log_name, refusal)
-            raise spawn_error(f"No server for this account: {refusal}", "account", 403)
+        await self._check_account()
         uid = pwd.getpwnam(self.user.name).pw_uid
         self.env_file = os.path.join(self.secrets_dir, uuid.uuid4().hex + ".env")
         # the job's PATH and SGE_* come from the template and the execution host, not the hub
@@ -411,14 +452,18 @@ async def _apply_user_options(spawner, user_options):
     """Spawner.apply_user_options: every spawn (form or REST API) is validated before start."""
     await spawner.check_options(user_options)
 
-def render_options_form(spawner):
-    """Spawner.options_form: the fields, rendered from form_template."""
+async def render_options_form(spawner):
+    """Spawner.options_form: the fields with what the cluster has free now, rendered from
+    form_template."""
     loader = jinja2.FileSystemLoader(os.path.dirname(spawner.form_template))
     env = jinja2.Environment(loader=loader, autoescape=True)
     previous = spawner.orm_spawner.user_options if spawner.orm_spawner else None
+    fields, load = spawner.fields, None
+    if spawner.show_load and (fields["queue"]["enabled"] or fields["pe"]["enabled"]):
+        pes = fields["pe"].get("choices") or {} if fields["pe"]["enabled"] else {}
+        load = await spawner.poller.cluster_load(pes)
     return env.get_template(os.path.basename(spawner.form_template)).render(
-        fields=form_fields(spawner.spec, previous), spawner=spawner)
-
+        fields=form_fields(spawner.spec, previous, load), spawner=spawner, immediate=spawner.immediate)
 
 
 api.install(SGESpawner)
