@@ -25,6 +25,15 @@ jupyterhub-unit-installed:
     - context:
         settings: {{ jupyterhub | json }}
 
+# systemd reads new or changed unit files only on a reload (a unit it once saw missing, e.g. after
+# jupyterhub.clean, would otherwise fail to load)
+jupyterhub-units-reloaded:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: jupyterhub-proxy-unit-installed
+      - file: jupyterhub-unit-installed
+
 jupyterhub-proxy-running:
   service.running:
     - name: jupyterhub-proxy
@@ -33,6 +42,7 @@ jupyterhub-proxy-running:
       - file: jupyterhub-proxy-unit-installed
       - jupyterhub: jupyterhub-proxy-token-generated
     - require:
+      - cmd: jupyterhub-units-reloaded
       - pkg: jupyterhub-system-packages-installed
       - user: jupyterhub-user-present
 
