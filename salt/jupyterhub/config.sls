@@ -47,6 +47,8 @@ jupyterhub-spawner-source-installed:
     - dir_mode: "0755"
     - file_mode: "0644"
     - clean: true
+    # bytecode a test run left in a checkout is not part of the source
+    - exclude_pat: E@__pycache__
     - require:
       - file: jupyterhub-lib-dir-present
 
