@@ -8,6 +8,7 @@ The SLS files call these through ``map.jinja`` so that every template sees the s
 settings. A pillar error is raised while rendering, before any state runs: nothing is changed.
 """
 
+import copy
 import grp
 import ipaddress
 import logging
@@ -140,6 +141,34 @@ def check_pillar(config, defaults, schema=None):
             "Invalid pillar (nothing was changed):\n  " + "\n  ".join(errors)
         )
     return True
+
+
+def _merge(default, value, path, replaced):
+    if not isinstance(default, dict) or not isinstance(value, dict):
+        return copy.deepcopy(value)
+    merged = copy.deepcopy(default)
+    for name, item in value.items():
+        here = path + [str(name)]
+        if any(_path_matches(pattern, here) for pattern in replaced) or name not in merged:
+            merged[name] = copy.deepcopy(item)
+        else:
+            merged[name] = _merge(merged[name], item, here, replaced)
+    return merged
+
+
+def merge(defaults, config, schema=None):
+    """
+    The settings: the ``jupyterhub`` pillar ``config`` merged over ``defaults``. Maps merge key by
+    key and lists are replaced, except that a map listed in ``schema['replaced']`` (e.g. the
+    form's ``choices``) is taken from pillar as it is: pillar lists exactly what is offered.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call jupyterhub.merge '{"hub": {"port": 8081}}' '{"hub": {"port": 9000}}'
+    """
+    return _merge(defaults, config or {}, [], (schema or {}).get("replaced") or [])
 
 
 def cluster_address(cidr):

@@ -739,6 +739,22 @@ def add_project(name, **attrs):
     return _add_or_modify("-Aprj", "-Mprj", PROJECT_TEMPLATE, "name", name, attrs, {}, "project")
 
 
+def modify_project(name, **attrs):
+    """
+    Change attributes of a project (``qconf -Mprj``), keeping the others.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt qmaster sge.modify_project physics acl=physicists
+    """
+    current = show_project(name)
+    if not current:
+        raise CommandExecutionError(f"project {name} does not exist")
+    return _add_or_modify("-Aprj", "-Mprj", PROJECT_TEMPLATE, "name", name, attrs, current, "project")
+
+
 def list_hostgroups():
     """
     List the host groups (``qconf -shgrpl``).
@@ -837,13 +853,15 @@ def modify_complex(name, **attrs):
     """
     Change columns of one complex attribute (``qconf -Mc`` with the whole table, every other
     row as SGE listed it), e.g. make ``h_vmem`` a consumable. ``attrs``: ``shortcut``,
-    ``type``, ``relop``, ``requestable``, ``consumable``, ``default``, ``urgency``.
+    ``type``, ``relop``, ``requestable``, ``consumable``, ``default``, ``urgency``. A complex
+    that does not exist yet is added when every column is given.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' sge.modify_complex h_vmem consumable=YES default=1G
+        salt '*' sge.modify_complex gpu shortcut=gpu type=INT relop='<=' requestable=YES consumable=JOB default=0 urgency=0
     """
     attrs = {k: v for k, v in attrs.items() if not k.startswith("__")}
     unknown = sorted(set(attrs) - set(_COMPLEX_COLUMNS[1:]))
@@ -854,7 +872,13 @@ def modify_complex(name, **attrs):
         )
     complexes = _complexes()
     if name not in complexes:
-        raise CommandExecutionError(f"complex {name} does not exist (qconf -sc)")
+        missing = [c for c in _COMPLEX_COLUMNS[1:] if c not in attrs]
+        if missing:
+            raise CommandExecutionError(
+                f"complex {name} does not exist (qconf -sc); to add it give every column "
+                f"(missing: {', '.join(missing)})"
+            )
+        complexes[name] = {"name": name}
     complexes[name].update({k: _value(v) for k, v in attrs.items()})
     table = "".join(" ".join(row[c] for c in _COMPLEX_COLUMNS) + "\n" for row in complexes.values())
     return _check(_with_file("-Mc", table, "complexes"), f"modifying complex {name}")

@@ -31,6 +31,9 @@ import getpass
 
 from salt.exceptions import CommandExecutionError
 
+# the columns of `qconf -sc` after the name
+_COMPLEX_COLUMNS = ("shortcut", "type", "relop", "requestable", "consumable", "default", "urgency")
+
 __virtualname__ = "sge"
 
 
@@ -216,6 +219,22 @@ def pe_present(name, settings=None):
     )
 
 
+def project_present(name, settings=None):
+    """
+    Make sure a project exists with the given attributes (e.g. ``acl``, the user lists whose
+    members may submit with ``-P name``).
+
+    .. code-block:: yaml
+
+        physics-project-present:
+          sge.project_present:
+            - name: physics
+    """
+    return _object_present(
+        name, settings, "project", "sge.show_project", "sge.add_project", "sge.modify_project"
+    )
+
+
 def exec_host_present(name, settings=None):
     """
     Make sure ``name`` is an execution host with the given attributes (e.g.
@@ -375,7 +394,8 @@ def complex_present(name, settings):
     """
     Make sure complex attribute ``name`` has the given columns of ``qconf -sc``
     (``shortcut``, ``type``, ``relop``, ``requestable``, ``consumable``, ``default``,
-    ``urgency``); the other columns and complexes are kept.
+    ``urgency``); the other columns and complexes are kept. A complex that does not exist is
+    added when ``settings`` has every column (e.g. a ``gpu`` consumable).
 
     .. code-block:: yaml
 
@@ -389,8 +409,12 @@ def complex_present(name, settings):
 
     def show():
         current = __salt__["sge.show_complex"](name)
-        if not current:
-            raise CommandExecutionError(f"complex {name} does not exist (qconf -sc)")
+        missing = [c for c in _COMPLEX_COLUMNS if c not in settings]
+        if not current and missing:
+            raise CommandExecutionError(
+                f"complex {name} does not exist (qconf -sc); to add it give every column "
+                f"(missing: {', '.join(missing)})"
+            )
         return current
 
     return _config_present(

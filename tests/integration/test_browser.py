@@ -163,6 +163,11 @@ def test_login_shows_the_resource_form(demo, page):
         assert page.locator(f"#sge-{field}").is_visible(), field
     assert page.input_value("#sge-queue") == "all.q"
     assert page.input_value("#sge-runtime") == "08:00:00"
+    assert page.input_value("#sge-ui") == "lab"
+    # what the cluster has free, next to the queue and the PE (the demo host: its cores)
+    see(page, "#sge-queue-load", r"^Now: (\d+) of \1 slots free$", what="the queue's free slots")
+    see(page, "#sge-pe-load", r"^Now: (\d+) of \1 slots free$", what="the PE's free slots")
+    assert not page.locator("#sge-wait-warning").is_visible()
     shot(page, "1-form")
 
 
@@ -187,15 +192,43 @@ def test_a_refused_field_shows_its_message_on_the_form(page):
 
 
 def test_a_job_grid_engine_refuses_shows_its_reason(demo, page):
-    demo.run(["qmod", "-d", "all.q"])  # no slot anywhere: `qsub -now yes` is refused at once
+    demo.run(["qmod", "-d", "all.q"])  # no slot anywhere: Grid Engine cannot start anything now
     try:
         open_form(page)
         submit(page)
-        see(page, ".spawn-error-msg, #progress-message", r"Grid Engine refused the job: .*could not be scheduled",
-            what="Grid Engine's refusal")
+        see(page, ".spawn-error-msg", r"Grid Engine cannot start this request now: .*all\.q@.* "
+            r"dropped because it is temporarily not available", what="Grid Engine's reason, before submit")
+        see(page, "#spawn_form", "Queue", what="the form again")
         shot(page, "5-grid-engine-refusal")
     finally:
         demo.run(["qmod", "-e", "all.q"])
+    assert "jupyterhub" not in demo.run(["qstat", "-u", "demo"]).stdout
+
+
+def test_the_form_says_before_submit_when_the_slots_are_taken(demo, page):
+    """Another job holds every slot: the form shows it, warns while the user fills it in, and
+    Grid Engine's reason comes back before anything is submitted."""
+    cores = demo.run(["nproc"]).stdout.strip()  # the demo cell's slots
+    blocker = demo.run(["runuser", "-u", "demo", "--", "env", "SGE_ROOT=/var/lib/gridengine", "SGE_CELL=default",
+                        "/usr/bin/qsub", "-terse", "-b", "y", "-pe", "smp", cores, "-o", "/dev/null", "-j", "y",
+                        "sleep", "600"]).stdout.strip()
+    try:
+        deadline = time.monotonic() + 60
+        while f"{blocker} " not in demo.run(["qstat", "-s", "r", "-u", "demo"]).stdout + " ":
+            assert time.monotonic() < deadline, "the blocking job did not start"
+            time.sleep(1)
+        time.sleep(11)  # the form's view of the cluster is at most one poll interval (10 s) old
+        open_form(page)
+        see(page, "#sge-queue-load", r"^Now: 0 of \d+ slots free", what="no free slot on the form")
+        fill_form(page, slots=1)
+        see(page, "#sge-wait-warning", r"Only 0 slots are free right now.*cannot start this request now",
+            what="the warning before submit")
+        page.locator("#sge-wait-warning").scroll_into_view_if_needed()
+        shot(page, "6-no-free-slots")
+        submit(page)
+        see(page, ".spawn-error-msg", r"Grid Engine cannot start this request now: ", what="Grid Engine's reason")
+    finally:
+        demo.run(["qdel", blocker], check=False)
     assert "jupyterhub" not in demo.run(["qstat", "-u", "demo"]).stdout
 
 
@@ -235,6 +268,9 @@ def test_a_server_starts_runs_a_cell_and_stops(demo, page):
     assert re.search(r"\sdemo\s+r\s.*@browser", demo.run(["qstat", "-u", "demo"]).stdout)
 
     goto(page, "/hub/home")
+    see(page, ".sge-time-left", r"^7 h 5\d min left: Grid Engine stops your server \(job \d+\) at \d\d:\d\d",
+        what="the time left of the 08:00:00 run time")
+    shot(page, "7-time-left")
     see(page, "#stop", "Stop My Server", what="the stop button")
     page.click("#stop")
     see(page, "#start", "Start My Server", timeout=120_000, what="the server stopped")
@@ -242,3 +278,14 @@ def test_a_server_starts_runs_a_cell_and_stops(demo, page):
     while "demo" in demo.run(["qstat", "-u", "demo"]).stdout:
         assert time.monotonic() < deadline, "the job is still in the queue a minute after the stop"
         time.sleep(1)
+
+
+def test_the_classic_notebook_interface_can_be_chosen(demo, page):
+    open_form(page)
+    page.select_option("#sge-ui", "notebook")
+    submit(page)
+    page.wait_for_url(re.compile(r"/user/demo/tree"), timeout=300_000)
+    see(page, ".jp-DirListing", "Name", timeout=120_000, what="the notebook's file browser")
+    goto(page, "/hub/home")
+    page.click("#stop")
+    see(page, "#start", "Start My Server", timeout=120_000, what="the server stopped")

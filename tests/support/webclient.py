@@ -32,15 +32,25 @@ class HubUser:
         return self.session.request(method, f"{self.base}/hub/api{path}", json=json,
                                     headers={"X-XSRFToken": xsrf} if xsrf else {}, timeout=120)
 
-    def server(self, name=None):
-        """The user's default server model (None: no server), or raise if the user is not known."""
+    def server(self, name=None, server=""):
+        """The user's server model (default server unless ``server`` names one; None: no such
+        server), or raise if the user is not known."""
         response = self.api("GET", f"/users/{name or self.user}")
         response.raise_for_status()
-        return response.json()["servers"].get("")
+        return response.json()["servers"].get(server)
 
-    def start(self, options=None, name=None):
+    @staticmethod
+    def _server_path(server):
+        return f"/servers/{server}" if server else "/server"
+
+    def start(self, options=None, name=None, server=""):
         """POST the spawn (the hub answers once submitted or refused): the response."""
-        return self.api("POST", f"/users/{name or self.user}/server", json=options or {})
+        return self.api("POST", f"/users/{name or self.user}{self._server_path(server)}", json=options or {})
 
-    def stop(self, name=None):
-        return self.api("DELETE", f"/users/{name or self.user}/server")
+    def stop(self, name=None, server=""):
+        return self.api("DELETE", f"/users/{name or self.user}{self._server_path(server)}")
+
+    def page(self, path):
+        """A hub page as the browser gets it: (status, HTML)."""
+        response = self.session.get(f"{self.base}{path}", timeout=60)
+        return response.status_code, response.text

@@ -346,3 +346,15 @@ def test_sge_qmaster_that_does_not_resolve_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(jh.socket, "gethostbyname_ex", fail)
     with pytest.raises(CommandExecutionError, match=r"jupyterhub:sge:qmaster: .*'nosuch' does not resolve"):
         jh.sge_qmaster("nosuch")
+
+
+def test_merge_replaces_the_forms_choices_and_merges_the_rest():
+    defaults = {"hub": {"port": 8081, "ip": ""}, "spawner": {"fields": {
+        "queue": {"default": "all.q", "choices": {"all.q": "Default"}}}}}
+    pillar = {"hub": {"port": 9000}, "spawner": {"fields": {"queue": {"choices": {"gpu.q": "GPUs"}}}}}
+    schema = {"replaced": ["spawner:fields:*:choices"]}
+    merged = jh.merge(defaults, pillar, schema)
+    assert merged["hub"] == {"port": 9000, "ip": ""}
+    assert merged["spawner"]["fields"]["queue"] == {"default": "all.q", "choices": {"gpu.q": "GPUs"}}
+    assert defaults["spawner"]["fields"]["queue"]["choices"] == {"all.q": "Default"}  # not changed
+    assert jh.merge(defaults, {}, schema) == defaults

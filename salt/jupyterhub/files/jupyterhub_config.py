@@ -67,10 +67,10 @@ c.JupyterHub.cleanup_servers = False
 
 # Pillar's announcements (plain text) at the top of the hub's pages: `all` everywhere, or one page.
 # A page's own variable only when set: JupyterHub's templates prefer it even when empty.
-for page, text in settings["announcement"].items():
-    if text:
-        key = "announcement" if page == "all" else f"announcement_{page}"
-        c.JupyterHub.template_vars[key] = html.escape(text).replace("\n", "<br>")
+c.JupyterHub.template_vars.update({
+    ("announcement" if page == "all" else f"announcement_{page}"): html.escape(text).replace("\n", "<br>")
+    for page, text in settings["announcement"].items() if text
+})
 
 # Several servers per user, each its own job (pillar named_servers).
 c.JupyterHub.allow_named_servers = settings["named_servers"]["enabled"]
@@ -78,9 +78,9 @@ c.JupyterHub.named_server_limit_per_user = settings["named_servers"]["limit"]
 
 # Prometheus: /hub/metrics needs a token with read:metrics. The `metrics` service's token lives in
 # a root-only file; systemd hands the hub a copy (LoadCredential=, see jupyterhub.service).
-if settings["metrics"]["enabled"]:
-    credential = os.path.join(os.environ.get("CREDENTIALS_DIRECTORY", ""), "metrics-token")
-    with open(credential, encoding="utf-8") as handle:
+# (Outside the service, e.g. Salt's check that this file loads, there is no such copy.)
+if settings["metrics"]["enabled"] and os.environ.get("CREDENTIALS_DIRECTORY"):
+    with open(os.path.join(os.environ["CREDENTIALS_DIRECTORY"], "metrics-token"), encoding="utf-8") as handle:
         c.JupyterHub.services.append({"name": "metrics", "api_token": handle.read().strip()})
     c.JupyterHub.load_roles.append({"name": "metrics", "description": "read /hub/metrics (Prometheus)",
                                     "scopes": ["read:metrics"], "services": ["metrics"]})

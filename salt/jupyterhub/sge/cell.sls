@@ -105,6 +105,16 @@ jupyterhub-sge-pe-{{ pe }}-configured:
       - service: jupyterhub-sge-qmaster-running
 {%- endfor %}
 
+{%- for project, settings in setup.projects | dictsort %}
+
+jupyterhub-sge-project-{{ project }}-configured:
+  sge.project_present:
+    - name: {{ project }}
+    - settings: {{ settings | json }}
+    - require:
+      - service: jupyterhub-sge-qmaster-running
+{%- endfor %}
+
 {%- for complex, settings in setup.complexes | dictsort %}
 
 jupyterhub-sge-complex-{{ complex }}-configured:

@@ -173,21 +173,28 @@ class SGESpawner(GridengineSpawner):
         with ``immediate``) or can ever run (``-w v``); its reason re-renders the form. Nothing
         is submitted. A verification that itself fails (timeout) is logged and skipped."""
         await self._check_account()
+        reasons = await self._why_not(request)
+        if reasons:
+            mode = "now" if self.immediate else "on this cluster"
+            message = f"Grid Engine cannot start this request {mode}: {reasons}"
+            self.log.warning("%s: %s", self._log_name, message)
+            raise spawn_error(message, "options", 400)
+
+    async def _why_not(self, request):
+        """Grid Engine's reasons why ``request`` cannot start (``qsub -w p|v``), or ''."""
         mode = "p" if self.immediate else "v"
         script = self.job_script(request, self.job_name, env_file="/dev/null", verify=mode)
         rc, out, err = await self.poller.cluster.qsub(self.user.name, script)
         if rc == 0:
-            return
+            return ""
         lines = [line.strip() for line in err.splitlines() + out.splitlines() if line.strip()]
-        reasons = [re.sub(r"^Unable to run job: (Job [0-9]+ )?", "", line) for line in lines
+        reasons = [re.sub(r"^(Unable to run job: )?(Job [0-9]+ )?", "", line) for line in lines
                    if not line.startswith(("verification:", "Exiting"))]
         if rc == 124 or "sudo:" in err or not reasons:
-            self.log.warning("%s: qsub -w %s did not verify (rc %s): %s; submitting anyway",
-                             self._log_name, mode, rc, " ".join(lines))
-            return
-        when = "now" if mode == "p" else "on this cluster"
-        raise spawn_error(f"Grid Engine cannot start this request {when}: " + " ".join(reasons),
-                          "options", 400)
+            self.log.warning("%s: qsub -w %s did not verify (rc %s): %s", self._log_name, mode, rc,
+                             " ".join(lines))
+            return ""
+        return "; ".join(reasons)
 
     async def _check_account(self):
         access = {"group": self.allowed_group, "min_uid": self.min_uid, "privileged_groups": self.privileged_groups}
@@ -344,6 +351,9 @@ class SGESpawner(GridengineSpawner):
                 self.log.error("%s: sudo refused the submit: %s", self._log_name, message)
                 raise spawn_error(f"The hub may not start jobs as {self.user.name} (a privileged account, or "
                                   "not in the group of users who may get servers)", "account", 403)
+            if self.immediate and "could not be scheduled" in message:
+                why = await self._why_not(request)  # what Grid Engine says about it
+                message += f" ({why})" if why else ""
             raise spawn_error(f"Grid Engine refused the job: {message}", "qsub", 503)
         self.job_id = re.match(r"[0-9]+", out).group()
         self.job_runtime = request["runtime"]
