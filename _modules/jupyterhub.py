@@ -244,13 +244,39 @@ def sge_qmaster(qmaster):
     return {"name": canonical, "host_aliases": f"{canonical} localhost" if loopback else ""}
 
 
+def _conda_paths(config):
+    """The conda layout: root, package cache, the locks, the cluster env's prefix and cache."""
+    conda = config["conda"]
+    root = os.path.normpath(config["conda_root"])
+    cluster_prefix = conda["cluster_env"]["prefix"].rstrip("/")
+    if conda["env_lock"]:
+        env_lock = conda["env_lock"]
+    elif cluster_prefix:
+        env_lock = cluster_prefix + ".lock.yml"
+    else:
+        env_lock = os.path.join(root, "locks", config["conda_env"] + ".lock.yml")
+    return {
+        "root": root,
+        "pkgs_dir": os.path.join(root, "pkgs"),
+        "env_lock": env_lock,
+        "base_lock": conda["base_lock"] or os.path.join(root, "locks", "base.lock.yml"),
+        "cluster_prefix": cluster_prefix,
+        "cluster_pkgs_dir": conda["cluster_env"]["pkgs_dir"]
+        or (os.path.join(os.path.dirname(cluster_prefix), "pkgs") if cluster_prefix else ""),
+    }
+
+
 def computed(config):
     """
     Values derived from the settings and this host, computed here only (settings.json carries
     them to the hub and the spawner): ``fqdn``, ``hub_ip``, ``env_prefix``, ``server_name``,
     ``common_name`` and ``subject_alt_names`` (the TLS names), the hub's directories
     (``state_dir``, ``secrets_dir``), the root-only secrets (``cookie_secret_file``,
-    ``database_password_file``, ``metrics_token_file``) and ``server_users``, the accounts the
+    ``database_password_file``, ``metrics_token_file``), the files the hub and the spawner read
+    (``settings_file``, ``templates_dir``, ``job_template``, ``form_template``, ``spawner_src``:
+    the spawner package's source, installed into the env from there), the env the jobs run
+    (``worker_env``), the conda layout (``conda_paths``: root, pkgs_dir, env_lock, base_lock,
+    cluster_prefix, cluster_pkgs_dir) and ``server_users``, the accounts the
     role puts into ``access:group`` (``access:members``, on dev hosts ``jh_whitelist_users``, and
     ``demo_account``).
 
@@ -263,7 +289,7 @@ def computed(config):
     fqdn = __grains__.get("fqdn") or __grains__["id"]
     host = __grains__.get("host") or fqdn.split(".")[0]
     if config["env_provider"] == "conda":
-        env_prefix = os.path.join(config["conda_root"], "envs", config["conda_env"])
+        env_prefix = os.path.join(os.path.normpath(config["conda_root"]), "envs", config["conda_env"])
     else:
         env_prefix = config["venv_prefix"]
     server_name = config["nginx"]["server_name"] or fqdn
@@ -304,9 +330,18 @@ def computed(config):
         server_users.append(config["demo_account"])
     if config["access"]["manage_members"]:
         _check_existing_server_users(sorted(set(server_users)), config["access"])
+    templates_dir = os.path.join(config["config_dir"], "templates")
     return {
+        "conda_paths": _conda_paths(config),
         "fqdn": fqdn,
         "hub_ip": hub_ip,
+        "settings_file": os.path.join(config["config_dir"], "settings.json"),
+        "templates_dir": templates_dir,
+        "job_template": config["spawner"]["job_template"]
+        or os.path.join(templates_dir, "sgespawner-job.sh.j2"),
+        "form_template": os.path.join(templates_dir, "sgespawner-form.html"),
+        "worker_env": config["spawner"]["worker_env"] or env_prefix,
+        "spawner_src": os.path.join(config["lib_dir"], "sgespawner"),
         "state_dir": os.path.join(config["runtime_dir"], "state"),
         "secrets_dir": config["spawner"]["secrets_dir"]
         or os.path.join(config["runtime_dir"], "secrets"),

@@ -1,6 +1,10 @@
 {%- from "jupyterhub/map.jinja" import jupyterhub with context %}
 # nginx in front of the hub: port 80 redirects to https, 443 serves the hub (TLS 1.2+, HSTS,
 # websockets). The configuration is tested with `nginx -t` before nginx reloads.
+include:
+  - jupyterhub.packages
+  - jupyterhub.tls
+
 jupyterhub-nginx-default-site-absent:
   file.absent:
     - name: /etc/nginx/sites-enabled/default
@@ -10,7 +14,10 @@ jupyterhub-nginx-default-site-absent:
 jupyterhub-nginx-site-installed:
   file.managed:
     - name: /etc/nginx/sites-available/jupyterhub.conf
-    - source: salt://jupyterhub/files/nginx-site.conf.j2
+    # a site's own template (any file root) replaces the formula's
+    - source:
+      - salt://jupyterhub_site/nginx-site.conf.j2
+      - salt://jupyterhub/files/nginx-site.conf.j2
     - template: jinja
     - mode: "0644"
     - context:

@@ -1,5 +1,12 @@
 {%- from "jupyterhub/map.jinja" import jupyterhub with context %}
 # systemd units of the proxy and the hub. Each restarts only when its own inputs changed.
+include:
+  - jupyterhub.packages
+  - jupyterhub.user
+  - jupyterhub.dirs
+  - jupyterhub.sudo
+  - jupyterhub.config
+
 jupyterhub-proxy-unit-installed:
   file.managed:
     - name: /etc/systemd/system/jupyterhub-proxy.service
@@ -18,6 +25,15 @@ jupyterhub-unit-installed:
     - context:
         settings: {{ jupyterhub | json }}
 
+# systemd reads new or changed unit files only on a reload (a unit it once saw missing, e.g. after
+# jupyterhub.clean, would otherwise fail to load)
+jupyterhub-units-reloaded:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: jupyterhub-proxy-unit-installed
+      - file: jupyterhub-unit-installed
+
 jupyterhub-proxy-running:
   service.running:
     - name: jupyterhub-proxy
@@ -26,6 +42,7 @@ jupyterhub-proxy-running:
       - file: jupyterhub-proxy-unit-installed
       - jupyterhub: jupyterhub-proxy-token-generated
     - require:
+      - cmd: jupyterhub-units-reloaded
       - pkg: jupyterhub-system-packages-installed
       - user: jupyterhub-user-present
 
@@ -37,10 +54,11 @@ jupyterhub-running:
       - file: jupyterhub-unit-installed
       - file: jupyterhub-settings-installed
       - file: jupyterhub-config-installed
-      - file: jupyterhub-spawner-module-installed
+      - cmd: jupyterhub-spawner-installed
       - file: jupyterhub-templates-installed
+      - file: jupyterhub-config-site-installed
       - file: jupyterhub-sudoers-installed
-      - cmd: jupyterhub-python-env
+      - jupyterhub-python-env
       - jupyterhub: jupyterhub-proxy-token-generated
       - jupyterhub: jupyterhub-cookie-secret-generated
 {%- if jupyterhub.metrics.enabled %}

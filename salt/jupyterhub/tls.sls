@@ -3,6 +3,9 @@
 {%- set sans = jupyterhub.subject_alt_names | join(", ") %}
 # TLS for nginx: a key and a CSR made on this host (cryptography, Salt's x509 states). On a dev
 # host a self-signed certificate; on prod the certificate your CA issued (tls:cert_file).
+include:
+  - jupyterhub.dirs
+
 jupyterhub-tls-key-present:
   x509.private_key_managed:
     - name: {{ ssl_dir }}/hub.key

@@ -51,11 +51,19 @@ jupyterhub-env-update-units-installed:
             WantedBy=timers.target
     - mode: "0644"
 
+jupyterhub-env-update-units-reloaded:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: jupyterhub-env-update-units-installed
+
 {%- if timer.enabled %}
 jupyterhub-env-update-timer-running:
   service.running:
     - name: jupyterhub-env-update.timer
     - enable: true
+    - require:
+      - cmd: jupyterhub-env-update-units-reloaded
     - watch:
       - file: jupyterhub-env-update-units-installed
 {%- else %}

@@ -43,12 +43,25 @@ def pytest_collection_modifyitems(config, items):
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FILES = REPO / "salt/jupyterhub/files"
+PACKAGE = FILES / "sgespawner"
 HERE = pathlib.Path(__file__).resolve().parent
 TOKEN = "hubenv-test-token-0123456789abcdef"
 
 CONFIG = '''
-import json, sys
+# The role's own jupyterhub_config.py (next to settings.json) with what a test hub replaces:
+# no PAM, no TLS in front (cookies not Secure), routes in memory, a service token for the tests.
+import os, sys
 from jupyterhub.proxy import Proxy
+
+import sgespawner.gridengine, sgespawner.options
+sgespawner.gridengine.Cluster.SUDO = (SGE_ROOT + "/sudo", "-n", "-u")
+# the test users root, daemon and bin are system accounts, which the spawner refuses: let them
+# through; every other account gets the real check (tests/unit and the integration tests cover it)
+_account_refusal = sgespawner.options.account_refusal
+sgespawner.options.account_refusal = lambda name, access, sge: (
+    "" if name in ("root", "daemon", "bin") else _account_refusal(name, access, sge))
+
+load_subconfig(ROLE_CONFIG)
 
 class MemoryProxy(Proxy):
     """Routes in memory: no configurable-http-proxy needed for these tests."""
@@ -61,32 +74,19 @@ class MemoryProxy(Proxy):
     async def get_all_routes(self):
         return dict(self.routes)
 
-settings = json.load(open(SETTINGS))
 c = get_config()
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
 c.JupyterHub.proxy_class = MemoryProxy
 c.JupyterHub.bind_url = f"http://127.0.0.1:{PROXY_PORT}"
 c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{HUB_PORT}"
-c.JupyterHub.db_url = "sqlite:///" + settings["state_dir"] + "/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = settings["cookie_secret_file"]
-c.JupyterHub.cleanup_servers = False
+c.JupyterHub.tornado_settings = {}
 c.JupyterHub.log_level = "DEBUG"
 c.JupyterHub.services = [{"name": "tester", "api_token": TOKEN}]
 c.JupyterHub.load_roles = [{"name": "tester", "services": ["tester"],
     "scopes": ["admin:users", "admin:servers", "list:users", "read:users", "servers", "tokens"]}]
 if os.geteuid() == 0:
     c.Spawner.args = ["--allow-root"]
-
-sys.path.insert(0, settings["lib_dir"])
-import sgespawner
-sgespawner.Cluster.SUDO = (settings["sge"]["root"] + "/sudo", "-n", "-u")
-# the test users root, daemon and bin are system accounts, which the spawner refuses: let them
-# through; every other account gets the real check (tests/unit and the integration tests cover it)
-_account_refusal = sgespawner.account_refusal
-sgespawner.account_refusal = lambda name, access, sge: (
-    "" if name in ("root", "daemon", "bin") else _account_refusal(name, access, sge))
-sgespawner.configure(c, settings)
 c.SGESpawner.bind_ip = "127.0.0.1"
 c.SGESpawner.cmd = [WRAPPER]
 '''
@@ -110,6 +110,23 @@ def worker_env():
     raise AssertionError("no batchspawner-singleuser next to this Python")
 
 
+_installed = {}
+
+
+def installed_package():
+    """The spawner package pip-installed from the state tree (as the role does) into a directory
+    of its own, once per session: the hub finds it, and its entry point "sge", on PYTHONPATH."""
+    if "path" not in _installed:
+        import tempfile
+
+        target = pathlib.Path(tempfile.mkdtemp(prefix="sgespawner-site-"))
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-input", "--quiet", "--no-deps",
+                        "--no-index", "--no-build-isolation", "--target", str(target), str(PACKAGE)],
+                       check=True, cwd="/", env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        _installed["path"] = target
+    return _installed["path"]
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -129,22 +146,28 @@ class Hub:
         shutil.copytree(FILES / "templates", tmp / "etc/templates")
         settings = yaml.safe_load((FILES.parent / "defaults.yaml").read_text())["jupyterhub"]
         settings.update(hub_ip="127.0.0.1", env_prefix=worker_env(), fqdn="localhost",
-                        config_dir=str(tmp / "etc"), runtime_dir=str(tmp / "srv"), lib_dir=str(FILES),
+                        config_dir=str(tmp / "etc"), runtime_dir=str(tmp / "srv"),
                         state_dir=str(tmp / "srv"), secrets_dir=str(tmp / "srv/secrets"),
                         cookie_secret_file=str(tmp / "srv/cookie_secret"))
         (tmp / "srv/secrets").mkdir(mode=0o711)
         settings["sge"].update(root=str(self.sge), **{n: str(self.sge / n) for n in ("qsub", "qstat", "qdel", "qconf")})
         settings["spawner"].update({"poll_interval": 1, "startup_poll_interval": 0.2, "start_timeout": 60,
                                     "output": str(tmp / "job.log"), **spawner})
-        (tmp / "settings.json").write_text(json.dumps(settings))
+        templates = str(tmp / "etc/templates")  # what jupyterhub.computed adds on a host
+        settings.update(templates_dir=templates, form_template=templates + "/sgespawner-form.html",
+                        job_template=settings["spawner"]["job_template"] or templates + "/sgespawner-job.sh.j2",
+                        worker_env=settings["spawner"]["worker_env"] or settings["env_prefix"],
+                        settings_file=str(tmp / "etc/settings.json"))
+        (tmp / "etc/settings.json").write_text(json.dumps(settings))
+        shutil.copy(FILES / "jupyterhub_config.py", tmp / "etc/jupyterhub_config.py")
         wrapper = tmp / "singleuser"
         wrapper.write_text(WRAPPER.format(root=self.sge))
         wrapper.chmod(0o755)
         self.port = free_port()
-        config = (f"import os\nSETTINGS = {str(tmp / 'settings.json')!r}\nTOKEN = {TOKEN!r}\n"
-                  f"HUB_PORT = {self.port}\nPROXY_PORT = {free_port()}\nWRAPPER = {str(wrapper)!r}\n" + CONFIG
-                  + config)
-        (tmp / "etc/jupyterhub_config.py").write_text(config)
+        config = (f"ROLE_CONFIG = {str(tmp / 'etc/jupyterhub_config.py')!r}\nTOKEN = {TOKEN!r}\n"
+                  f"SGE_ROOT = {str(self.sge)!r}\nHUB_PORT = {self.port}\nPROXY_PORT = {free_port()}\n"
+                  f"WRAPPER = {str(wrapper)!r}\n" + CONFIG + config)
+        (tmp / "etc/test_config.py").write_text(config)
         self.settings = settings
         self.proc = None
 
@@ -155,8 +178,9 @@ class Hub:
     def start(self):
         self.log = open(self.tmp / "hub.log", "a")
         env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB")}
+        env["PYTHONPATH"] = str(installed_package())  # the spawner package, installed as the role does
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.tmp / "etc/jupyterhub_config.py")],
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.tmp / "etc/test_config.py")],
             cwd=self.tmp / "srv", stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

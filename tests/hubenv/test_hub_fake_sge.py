@@ -266,3 +266,13 @@ def test_with_named_servers_a_user_runs_a_small_and_a_big_server_at_once(make_hu
     hub.api("DELETE", "/users/root/servers/big")
     hub.wait_for(lambda: hub.server("root", "big") is None)
     assert hub.jobs() == [j for j in jobs if j != big] and hub.server("root")["ready"]
+
+
+def test_gridengine_spawner_options_it_does_not_use_are_refused_not_ignored(make_hub):
+    """The hub loads the spawner by its entry point ("sge", the package installed as the role
+    installs it); a batchspawner option SGESpawner does not use stops the spawn with its name."""
+    hub = make_hub(config='c.GridengineSpawner.batch_submit_cmd = "sudo -E -u {username} qsub"\n'
+                          'c.SGESpawner.req_queue = "all.q"\n').start()
+    status, body = hub.spawn("root", wait=False)
+    assert status == 500 and hub.jobs() == [], body
+    assert "SGESpawner does not use batch_submit_cmd, req_queue" in hub.logtext()

@@ -359,3 +359,26 @@ def test_masterless_run_keeps_salt_state_inside_the_checkout(hub):
     for path in ("/etc/salt", "/var/cache/salt", "/var/log/salt"):
         assert hub.run(["test", "-e", path], check=False).returncode != 0, path
     assert hub.run(["test", "-d", "/srv/formula/.salt-run/var/cache/salt/minion"], check=False).returncode == 0
+
+
+def test_clean_removes_the_role_and_keeps_the_database(hub, test_network):
+    """Last in this module: jupyterhub.clean leaves the host without the role's units, site and
+    sudo rules; the database and the users' homes stay. Then the role applies again from there,
+    one SLS at a time (each SLS applies on its own)."""
+    result = hub.state_apply("jupyterhub.clean", pillar=dev_pillar(test_network))
+    assert result.ok, str(result)
+    gone = ["/etc/systemd/system/jupyterhub.service", "/etc/systemd/system/jupyterhub-proxy.service",
+            "/etc/systemd/system/jupyterhub-env-update.timer", "/etc/nginx/sites-enabled/jupyterhub.conf",
+            "/etc/sudoers.d/jupyterhub", "/etc/jupyterhub", "/opt/jupyterhub/venv", "/opt/jupyterhub/lib/sgespawner",
+            "/srv/jupyterhub/secrets"]
+    for path in gone:
+        assert hub.run(["test", "-e", path], check=False).returncode != 0, path
+    assert hub.run(["systemctl", "is-active", "jupyterhub"], check=False).stdout.strip() != "active"
+    assert hub.run(["test", "-f", "/srv/jupyterhub/state/jupyterhub.sqlite"], check=False).returncode == 0
+    assert hub.run(["test", "-d", "/home/alice"], check=False).returncode == 0
+    again = hub.state_apply("jupyterhub.clean", pillar=dev_pillar(test_network))
+    assert again.ok and again.changed() == {}, str(again)
+    for sls in ("jupyterhub.sudo", "jupyterhub.nginx", "jupyterhub.service"):
+        alone = hub.state_apply(sls, pillar=dev_pillar(test_network))
+        assert alone.ok, f"{sls}: {alone}"
+    assert hub.run(["systemctl", "is-active", "jupyterhub", "nginx"]).stdout.split() == ["active", "active"]

@@ -135,6 +135,37 @@ def test_computed_values(defaults):
     assert conda["env_prefix"] == "/opt/conda/envs/jupyterhub"
 
 
+def test_paths_follow_config_dir_and_runtime_dir(defaults):
+    """Everything under the configuration directory moves with it (the hub, the spawner, bin/setup
+    and the nginx site read these values; nothing else names /etc/jupyterhub)."""
+    values = jh.computed(dict(defaults, config_dir="/etc/jhub-site", runtime_dir="/var/lib/jhub"))
+    assert values["settings_file"] == "/etc/jhub-site/settings.json"
+    assert values["cookie_secret_file"] == "/etc/jhub-site/jupyterhub_cookie_secret"
+    assert values["job_template"] == "/etc/jhub-site/templates/sgespawner-job.sh.j2"
+    assert values["form_template"] == "/etc/jhub-site/templates/sgespawner-form.html"
+    assert values["secrets_dir"] == "/var/lib/jhub/secrets"
+    assert values["state_dir"] == "/var/lib/jhub/state"
+    assert values["spawner_src"] == "/opt/jupyterhub/lib/sgespawner"
+    spawner = dict(defaults["spawner"], job_template="/site/job.j2", worker_env="/shared/env",
+                   secrets_dir="/shared/secrets")
+    values = jh.computed(dict(defaults, spawner=spawner))
+    assert (values["job_template"], values["worker_env"], values["secrets_dir"]) == (
+        "/site/job.j2", "/shared/env", "/shared/secrets")
+    assert jh.computed(defaults)["worker_env"] == "/opt/jupyterhub/venv"  # the hub's own env
+
+
+def test_conda_paths(defaults):
+    paths = jh.computed(dict(defaults, conda_root="/opt/conda/"))["conda_paths"]
+    assert paths == {"root": "/opt/conda", "pkgs_dir": "/opt/conda/pkgs",
+                     "env_lock": "/opt/conda/locks/jupyterhub.lock.yml",
+                     "base_lock": "/opt/conda/locks/base.lock.yml", "cluster_prefix": "",
+                     "cluster_pkgs_dir": ""}
+    conda = dict(defaults["conda"], cluster_env={"prefix": "/shared/envs/hub/", "pkgs_dir": ""})
+    paths = jh.computed(dict(defaults, conda=conda))["conda_paths"]
+    assert paths["env_lock"] == "/shared/envs/hub.lock.yml"
+    assert paths["cluster_prefix"] == "/shared/envs/hub" and paths["cluster_pkgs_dir"] == "/shared/envs/pkgs"
+
+
 class FakeAccounts:
     """pwd/grp/os.getgrouplist of a host as installers leave it: root, a system account, the
     installer's admin (group sudo), a cloud image's `debian` (sudo ALL in sudoers.d), ordinary

@@ -1,25 +1,32 @@
-"""Unit tests of the spawner glue's plain part (salt/jupyterhub/files/sgespawner.py): the form
+"""Unit tests of the spawner package's plain part (salt/jupyterhub/files/sgespawner: the modules
+options, tokenfile, gridengine): the form
 fields and every refusal, the qsub options and job script, the token file, the Grid Engine
 commands and the shared poller. No JupyterHub needed (the hub layer is tested in tests/hubenv)."""
 
 import asyncio
 import copy
-import importlib.util
 import json
 import os
 import pathlib
 import shutil
 import stat
+import sys
 import tempfile
+import types
 
 import pytest
 import yaml
 
 from tests.conftest import REPO
 
-_spec = importlib.util.spec_from_file_location("sgespawner", REPO / "salt/jupyterhub/files/sgespawner.py")
-sg = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sg)
+sys.path.insert(0, str(REPO / "salt/jupyterhub/files/sgespawner"))
+from sgespawner import gridengine, options, tokenfile  # noqa: E402
+
+# one namespace for the plain API, as the tests call it
+sg = types.SimpleNamespace(**{
+    name: getattr(module, name) for module in (options, tokenfile, gridengine)
+    for name in dir(module) if not name.startswith("__")
+})
 
 TEMPLATE = (REPO / "salt/jupyterhub/files/templates/sgespawner-job.sh.j2").read_text()
 RECORDED = REPO / "tests/unit/files/sge"
@@ -715,7 +722,7 @@ def test_time_left_of_running_servers():
         def __init__(self, started, runtime, active=True):
             self.job_started, self.job_runtime, self.active, self.ready = started, runtime, active, active
             self.job_id, self.ip = "42", "node1"
-            self.sge_settings = {"spawner": {"time_left_warning": 900}}
+            self.time_left_warning = 900
 
     class User:
         spawners = {"": Spawner(1000.0, "02:00:00"), "gpu": Spawner(1000.0, "00:20:00"),

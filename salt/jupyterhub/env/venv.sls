@@ -4,10 +4,15 @@
 # The lock pins every package with its sha256 hashes: pip installs nothing else (--require-hashes)
 # and resolves nothing (--no-deps: the lock is complete). Root only installs from files that no
 # other account can change (trusted_path.checked: the venv and every directory above it).
+include:
+  - jupyterhub.packages
+
 jupyterhub-venv-created:
   cmd.run:
     - name: /usr/bin/python3 -m venv {{ prefix }}
     - creates: {{ prefix }}/bin/python
+    - require:
+      - pkg: jupyterhub-system-packages-installed
 
 jupyterhub-venv-lock-installed:
   file.managed:

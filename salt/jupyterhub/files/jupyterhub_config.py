@@ -10,6 +10,9 @@ import os
 import sys
 
 from jupyterhub.auth import PAMAuthenticator
+from sgespawner.gridengine import time_left
+from sgespawner.options import check_fields
+from sgespawner.spawner import last_end_message
 
 SETTINGS_FILE = os.environ.get(
     "JUPYTERHUB_SETTINGS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "settings.json")
@@ -94,7 +97,57 @@ if settings["metrics"]["enabled"] and os.environ.get("CREDENTIALS_DIRECTORY"):
                                     "scopes": ["read:metrics"], "services": ["metrics"]})
 c.JupyterHub.authenticate_prometheus = True
 
-sys.path.insert(0, settings["lib_dir"])
-import sgespawner  # noqa: E402
+# The spawner: the sgespawner package in this env (entry point "sge"), configured from settings.
+spawner = settings["spawner"]
+check_fields(spawner["fields"])  # the pillar defaults must pass their own checks: fail now, not at a spawn
+c.JupyterHub.spawner_class = "sge"
+sge_config = c.SGESpawner
+sge_config.fields = spawner["fields"]
+sge_config.immediate = spawner["immediate"]
+sge_config.extra_options = spawner["extra_options"]
+sge_config.job_name = spawner["job_name"]
+sge_config.job_output = spawner["output"]
+sge_config.job_prologue = spawner["prologue"]
+sge_config.job_template = settings["job_template"]
+sge_config.form_template = settings["form_template"]
+sge_config.worker_env = settings["worker_env"]
+sge_config.secrets_dir = settings["secrets_dir"]
+sge_config.sge_root = settings["sge"]["root"]
+sge_config.sge_cell = settings["sge"]["cell"]
+for command in ("qsub", "qdel", "qstat", "qconf"):
+    setattr(sge_config, command, settings["sge"][command])
+sge_config.sge_command_timeout = settings["sge"]["command_timeout"]
+sge_config.allowed_group = settings["access"]["group"]
+sge_config.min_uid = settings["access"]["min_uid"]
+sge_config.privileged_groups = settings["access"]["privileged_groups"]
+sge_config.start_timeout = spawner["start_timeout"]
+sge_config.http_timeout = spawner["http_timeout"]
+sge_config.poll_interval = spawner["poll_interval"]
+sge_config.startup_poll_interval = spawner["startup_poll_interval"]
+sge_config.verify = spawner["verify"]
+sge_config.show_load = spawner["show_load"]
+sge_config.time_left_warning = spawner["time_left_warning"]
+# the role's page templates (home page: why the last server ended; spawn page: refusals)
+c.JupyterHub.template_paths.insert(0, settings["templates_dir"])
+c.JupyterHub.template_vars.update({"sge_last_end": last_end_message, "sge_time_left": time_left,
+                                   "sge_time_left_warning": spawner["time_left_warning"]})
 
-sgespawner.configure(c, settings)
+culler = settings["idle_culler"]
+if culler["enabled"]:
+    c.JupyterHub.services.append({
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={culler['timeout']}",
+                    f"--cull-every={culler['cull_every']}", f"--max-age={culler['max_age']}"],
+    })
+    c.JupyterHub.load_roles.append({
+        "name": "idle-culler",
+        "description": "stop idle servers (jupyterhub-idle-culler)",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    })
+
+# Site additions (salt://jupyterhub_site/jupyterhub_config_site.py, installed next to this file):
+# anything set there overrides the above.
+SITE_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jupyterhub_config_site.py")
+if os.path.exists(SITE_CONFIG):
+    load_subconfig(SITE_CONFIG)  # noqa: F821 - provided by JupyterHub's config loader
