@@ -13,13 +13,17 @@
 {%- set profile = salt["grains.get"]("jupyterhub_profile", opts.get("jupyterhub_default_profile", "")) %}
 {%- set by_profile = ["sge-cell", "jupyterhub-hub"] if profile == "demo" else (["jupyterhub-hub"] if profile else []) %}
 {%- set roles = salt["pillar.get"]("roles", by_profile) %}
+{#- a bad `roles` cannot raise here (Salt only logs a top file's render error and then finds no
+    states): it becomes an SLS name that cannot exist, so the run fails with this message #}
+{%- set problems = [] %}
 {%- if roles is string or roles is mapping or roles is not iterable %}
-{{- raise("pillar roles: a list of roles, e.g. [jupyterhub-hub]; got " ~ roles | json) }}
+{%-   do problems.append("pillar roles: a list of roles, e.g. [jupyterhub-hub], not " ~ roles | json) %}
+{%-   set roles = [] %}
 {%- endif %}
 {%- for role in roles if role not in known %}
-{{- raise("pillar roles: unknown role " ~ role | json ~ "; known: " ~ known | join(", ")) }}
+{%-   do problems.append("pillar roles: unknown role " ~ role | json ~ " (known: " ~ known | join(", ") ~ ")") %}
 {%- endfor %}
-{%- set sls = [] %}
+{%- set sls = problems[:] %}
 {%- if "sge-cell" in roles %}
 {%-   do sls.append("jupyterhub.sge.cell") %}
 {%-   if "jupyterhub-hub" in roles %}

@@ -137,13 +137,14 @@ class SaltMaster:
         proc = self.host.run(cmd, check=False, timeout=timeout)
         return SaltRun(proc, time.monotonic() - started, cmd)
 
-    def salt(self, *args, timeout=3600):
-        return self.cli("salt", "--static", "--timeout=60", *args, timeout=timeout)
+    def salt(self, *args, timeout=3600, wait=60):
+        """`salt` with --timeout=wait: how long to wait for minions that do not answer at all."""
+        return self.cli("salt", "--static", f"--timeout={wait}", *args, timeout=timeout)
 
     def orchestrate(self, name="orch.jupyterhub", timeout=3600):
         return self.cli("salt-run", "state.orchestrate", name, timeout=timeout)
 
-    def accept(self, minion_id, timeout=120):
+    def accept(self, minion_id, timeout=300):
         """Accept the minion's key once it has asked, then wait until it answers."""
         def pending():
             out = self.host.run([f"{VENV_BIN}/salt-key", "--out=json", "-l", "pre"]).stdout
@@ -152,7 +153,7 @@ class SaltMaster:
         self.host.run([f"{VENV_BIN}/salt-key", "-y", "-a", minion_id])
 
         def answers():
-            run = self.salt(minion_id, "test.ping", timeout=60)
+            run = self.salt(minion_id, "test.ping", timeout=120, wait=10)
             return (run.data or {}).get(minion_id) is True
         wait_for(answers, timeout=timeout, interval=2, what=f"{minion_id} to answer test.ping")
 
