@@ -8,12 +8,14 @@ like a cluster filesystem.
 The tests run in order and build on each other (module-scoped hosts). Orchestration wall times are
 printed (pytest -s) and written as JSON to $JHSALT_MASTER_TIMES when set."""
 
+import contextlib
 import json
 import os
 import re
 import textwrap
 
 import pytest
+import requests
 
 from tests.support.hosts import wait_for
 from tests.support.saltdaemons import Minion, SaltMaster
@@ -97,6 +99,12 @@ def submit_hosts(qmaster):
 
 
 def login(host, user):
+    """Log in through the login form, once the hub answers it (it may be restarting)."""
+    def form():
+        with contextlib.suppress(requests.RequestException):
+            page = requests.get(f"https://{host.ip}/hub/login", verify=False, timeout=30)
+            return page.status_code == 200 and 'name="_xsrf"' in page.text
+    wait_for(form, timeout=120, interval=1, what=f"the login page of {host.name}")
     return HubUser(host.ip, user, password(user))
 
 
