@@ -100,9 +100,12 @@ def submit_hosts(qmaster):
 
 def login(host, user):
     """Log in through the login form, once the hub answers it (it may be restarting)."""
+    session = requests.Session()
+    session.trust_env = False  # no proxy, no CA bundle from the environment
+
     def form():
         with contextlib.suppress(requests.RequestException):
-            page = requests.get(f"https://{host.ip}/hub/login", verify=False, timeout=30)
+            page = session.get(f"https://{host.ip}/hub/login", verify=False, timeout=30)
             return page.status_code == 200 and 'name="_xsrf"' in page.text
     wait_for(form, timeout=120, interval=1, what=f"the login page of {host.name}")
     return HubUser(host.ip, user, password(user))
