@@ -75,7 +75,8 @@ class SaltRun:
 
     def changed_states(self):
         """{(step, minion, state ID): changes} of every state that changed something on a minion,
-        plus {(step, None, None): changes} for steps whose changes are not minions' states."""
+        plus {(step, None, None): changes} for steps whose changes are not minions' states (a
+        failed minion's error list is a failure, not a change: see steps())."""
         out = {}
         for step, ret in self.steps().items():
             changes = ret.get("changes") or {}
@@ -85,8 +86,7 @@ class SaltRun:
                     out[(step, None, None)] = changes
                 continue
             for minion, states in per_minion.items():
-                if not isinstance(states, dict):
-                    out[(step, minion, None)] = states
+                if not isinstance(states, dict):  # a failed minion's errors (e.g. a render error)
                     continue
                 for key, state in states.items():
                     if isinstance(state, dict) and state.get("changes"):
