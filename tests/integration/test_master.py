@@ -262,6 +262,7 @@ def test_salt_ssh_applies_the_hub_role_to_a_fresh_host(site, make_host):
     target = make_host("hub-ssh", shape="loopback")
     target.run(["apt-get", "install", "-y", "-q", "openssh-server"], timeout=600)
     salt.run(["apt-get", "install", "-y", "-q", "openssh-client"], timeout=600)
+    salt.run(["install", "-d", "-m", "700", "/root/.ssh"])
     salt.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/root/.ssh/id_ed25519"])
     target.put_file("/root/.ssh/authorized_keys", salt.read_file("/root/.ssh/id_ed25519.pub"), mode=0o600)
     keys = salt.run(["ssh-keyscan", "-t", "ed25519", target.ip]).stdout
