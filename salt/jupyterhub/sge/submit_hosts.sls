@@ -19,8 +19,3 @@ jupyterhub-sge-hub-hosts-are-the-managed-submit-hosts:
     - name: /var/lib/salt-jupyterhub/submit-hosts.json
     - hosts: {{ hubs | json }}
 {%- endif %}
-{%- if hubs is none and not jupyterhub.sge.submit_hosts %}
-
-jupyterhub-sge-no-submit-hosts-to-manage:
-  test.nop: []
-{%- endif %}
