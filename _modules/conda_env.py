@@ -100,7 +100,8 @@ def __virtual__():
         return (
             False,
             "conda_env: the py-rattler library is not installed in Salt's Python "
-            "(pip install py-rattler into the Salt venv)",
+            "(pip install py-rattler into the Salt venv; packaged onedir Salt: "
+            "salt-pip install py-rattler, then restart salt-minion)",
         )
     if not HAS_YAML or not HAS_PACKAGING:
         return (False, "conda_env: PyYAML and packaging are required")

@@ -28,6 +28,9 @@ Apply these states on a Grid Engine admin host (e.g. the qmaster) as a manager (
 """
 
 import getpass
+import json
+import os
+import tempfile
 
 from salt.exceptions import CommandExecutionError
 
@@ -122,6 +125,107 @@ def submit_host_absent(name):
     Make sure ``name`` is not a submit host (``qconf -ds``).
     """
     return _host_in_list(name, "submit", False)
+
+
+def _read_record(path):
+    """The host list kept in the record file ``path`` ([] when there is none yet)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            hosts = json.load(handle)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise CommandExecutionError(f"record {path} cannot be read: {exc}") from exc
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise CommandExecutionError(f"record {path} is not a list of host names")
+    return hosts
+
+
+def _write_record(path, hosts):
+    """Replace the record file atomically (root-only folder, created 0700 when missing)."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".submit-hosts.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(sorted(hosts), handle)
+            handle.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def submit_hosts_managed(name, hosts):
+    """
+    Make exactly ``hosts`` the submit hosts that this state manages: each of ``hosts`` is
+    added (``qconf -as``), and every host an earlier run of this state added but that is no
+    longer in ``hosts`` is removed (``qconf -ds``). Submit hosts registered any other way are
+    left alone. What this state added is recorded in the file ``name`` (JSON list, in a folder
+    only root can write), so removing a host from ``hosts`` deregisters it.
+
+    name
+        path of the record, e.g. ``/var/lib/salt-jupyterhub/submit-hosts.json``
+    hosts
+        host names; compared as Grid Engine resolves them
+
+    .. code-block:: yaml
+
+        jupyterhub-hubs-are-the-managed-submit-hosts:
+          sge.submit_hosts_managed:
+            - name: /var/lib/salt-jupyterhub/submit-hosts.json
+            - hosts: [hub01, hub02]
+    """
+    ret = _ret(name)
+    try:
+        if "trusted_path.check" in __salt__:  # root reads and writes it: only root may change it
+            __salt__["trusted_path.check"](name, missing_ok=True, what="submit host record")
+        wanted = sorted({__salt__["sge.resolve_host"](host) for host in hosts or []})
+        recorded = _read_record(name)
+        old = __salt__["sge.list_submit_hosts"]()
+    except CommandExecutionError as exc:
+        return _fail(ret, str(exc))
+    add = [host for host in wanted if host not in old]
+    remove = [host for host in recorded if host not in wanted and host in old]
+    if not add and not remove:
+        if sorted(recorded) != wanted and not __opts__["test"]:
+            try:
+                _write_record(name, wanted)
+            except (OSError, CommandExecutionError) as exc:
+                return _fail(ret, f"record {name}: {exc}")
+        ret["comment"] = f"the managed submit hosts are {', '.join(wanted) or 'none'}"
+        return ret
+    new = sorted(h for h in old + add if h not in remove)
+    changes = {"submit_hosts": {"old": old, "new": new}}
+    if __opts__["test"]:
+        problem = _manager_problem()
+        if problem:
+            return _fail(ret, f"the submit hosts would not be changed: {problem}")
+        ret.update(result=None, changes=changes,
+                   comment=f"would add {add or 'none'}, remove {remove or 'none'}")
+        return ret
+    done = [h for h in recorded if h in old]
+    try:
+        for host in add:
+            __salt__["sge.add_submit_host"](host)
+            done.append(host)
+        for host in remove:
+            __salt__["sge.remove_submit_host"](host)
+            done.remove(host)
+        now = __salt__["sge.list_submit_hosts"]()
+    except CommandExecutionError as exc:
+        ret["changes"] = {"submit_hosts": {"old": old, "new": sorted(set(done))}}
+        _write_record(name, sorted(set(done)))
+        return _fail(ret, str(exc))
+    missing = [h for h in wanted if h not in now]
+    left = [h for h in remove if h in now]
+    _write_record(name, wanted)
+    if missing or left:
+        return _fail(ret, f"submit hosts are now {now}: missing {missing}, not removed {left}")
+    ret["changes"] = {"submit_hosts": {"old": old, "new": now}}
+    ret["comment"] = f"added {add or 'none'}, removed {remove or 'none'}"
+    return ret
 
 
 def admin_host_present(name):

@@ -4,7 +4,8 @@ import logging
 import pathlib
 
 import pytest
-import salt.config  # noqa: F401  (import first: Salt sets up logging handlers on import)
+import salt.config
+import yaml  # noqa: F401  (import first: Salt sets up logging handlers on import)
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,10 @@ def minion_config(salt_factories):
             "module_dirs": [str(REPO / "_modules")],
             "states_dirs": [str(REPO / "_states")],
             "fileserver_list_cache_time": 0,
+            # masterless: the default profile, as conf/minion sets it
+            "jupyterhub_default_profile": yaml.safe_load((REPO / "conf/minion").read_text())[
+                "jupyterhub_default_profile"
+            ],
         },
     )
     return factory.config.copy()
