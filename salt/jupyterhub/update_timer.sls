@@ -6,7 +6,9 @@
 # The script runs salt-call as root from this checkout / Salt venv: salt_call_command refuses
 # (render error naming the path) unless only root can change them, and the script checks them
 # again with jupyterhub-trust-check (system Python, nothing imported from the checked paths)
-# before every run.
+# before every run. Disabled (update_timer:enabled false, e.g. a salt-ssh host without Salt):
+# timer, units and scripts are removed.
+{%- if timer.enabled %}
 jupyterhub-env-update-trust-check-installed:
   file.managed:
     - name: /usr/local/sbin/jupyterhub-trust-check
@@ -57,7 +59,6 @@ jupyterhub-env-update-units-reloaded:
     - onchanges:
       - file: jupyterhub-env-update-units-installed
 
-{%- if timer.enabled %}
 jupyterhub-env-update-timer-running:
   service.running:
     - name: jupyterhub-env-update.timer
@@ -71,4 +72,20 @@ jupyterhub-env-update-timer-dead:
   service.dead:
     - name: jupyterhub-env-update.timer
     - enable: false
+
+jupyterhub-env-update-files-absent:
+  file.absent:
+    - names:
+      - /etc/systemd/system/jupyterhub-env-update.timer
+      - /etc/systemd/system/jupyterhub-env-update.service
+      - /usr/local/sbin/jupyterhub-env-update
+      - /usr/local/sbin/jupyterhub-trust-check
+    - require:
+      - service: jupyterhub-env-update-timer-dead
+
+jupyterhub-env-update-units-forgotten:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: jupyterhub-env-update-files-absent
 {%- endif %}
