@@ -54,6 +54,9 @@ def report_times():
 
 @pytest.fixture(scope="module")
 def site(make_host, test_network, tmp_path_factory):
+    """The master, the qmaster and two hubs; every host this module boots is stopped at its end
+    (host names such as qmaster are free again for the next test module)."""
+    before = set(test_network.hosts)
     shared = tmp_path_factory.mktemp("cluster")
     home = (shared / "home", "/home")
     dev = [(shared / "dev-opt", "/opt/jupyterhub"), (shared / "dev-secrets", "/srv/jupyterhub/secrets")]
@@ -86,8 +89,11 @@ def site(make_host, test_network, tmp_path_factory):
         Minion(host).start()
     for host in (qmaster, hub_dev, hub_prod):
         master.accept(host.name)
-    return {"master": master, "salt": salt, "qmaster": qmaster, "hub-dev": hub_dev, "hub-prod": hub_prod,
-            "dev_pillar": dev_pillar, "prod_pillar": prod_pillar, "network": test_network}
+    yield {"master": master, "salt": salt, "qmaster": qmaster, "hub-dev": hub_dev, "hub-prod": hub_prod,
+           "dev_pillar": dev_pillar, "prod_pillar": prod_pillar, "network": test_network}
+    for name, host in list(test_network.hosts.items()):
+        if name not in before:
+            host.stop()
 
 
 def main_pid(host):
