@@ -30,6 +30,7 @@ Apply these states on a Grid Engine admin host (e.g. the qmaster) as a manager (
 import getpass
 import json
 import os
+import stat
 import tempfile
 
 from salt.exceptions import CommandExecutionError
@@ -145,12 +146,17 @@ def _write_record(path, hosts):
     """Replace the record file atomically (root-only folder, created 0700 when missing)."""
     folder = os.path.dirname(path)
     os.makedirs(folder, mode=0o700, exist_ok=True)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise CommandExecutionError(
+            f"record folder {folder} is not a directory only this account can write: refusing to write there"
+        )
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".submit-hosts.")
     try:
+        os.fchmod(fd, 0o644)  # through the descriptor, never the path
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(sorted(hosts), handle)
             handle.write("\n")
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
