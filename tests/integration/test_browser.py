@@ -229,6 +229,11 @@ def test_the_form_says_before_submit_when_the_slots_are_taken(demo, page):
         see(page, ".spawn-error-msg", r"Grid Engine cannot start this request now: ", what="Grid Engine's reason")
     finally:
         demo.run(["qdel", blocker], check=False)
+        # qdel only asks: the job holds its slots (state dr) until its shepherd has ended it
+        deadline = time.monotonic() + 60
+        while blocker in [line.split()[0] for line in demo.run(["qstat", "-u", "demo"]).stdout.splitlines()[2:]]:
+            assert time.monotonic() < deadline, "the blocking job did not leave the queue"
+            time.sleep(1)
     assert "jupyterhub" not in demo.run(["qstat", "-u", "demo"]).stdout
 
 
