@@ -123,10 +123,16 @@ def qdel(args):
         print(f'denied: job "{args[0]}" does not exist', file=sys.stderr)
         return 1
     if job.get("pid"):
-        try:
-            os.killpg(job["pid"], signal.SIGKILL)
+        notify = "-notify" in (JOBS / f"{args[0]}.sh").read_text().split()
+        try:  # -notify: SIGUSR2 first, SIGKILL after the queue's notify time (here 5 s)
+            os.killpg(job["pid"], signal.SIGUSR2 if notify else signal.SIGKILL)
         except ProcessLookupError:
             pass
+        if notify:
+            subprocess.Popen(["sh", "-c", f"sleep 5; kill -KILL -- -{job['pid']} 2>/dev/null"],
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            print(f"root has registered the job {args[0]} for deletion")
+            return 0
     (JOBS / f"{args[0]}.json").unlink()
     print(f"root has deleted job {args[0]}")
     return 0

@@ -31,8 +31,9 @@ def test_spawn_with_options_progress_and_stop(make_hub):
     script = (hub.sge / "jobs" / f"{job}.sh").read_text()
     directives = [line for line in script.splitlines() if line.startswith("#$")]
     assert directives[0] == "#$ -clear"  # nothing from ~/.sge_request or the cell's defaults
-    assert re.fullmatch(r"#\$ -N jupyterhub-[0-9a-f]{10}", directives[2])  # found again if qsub hangs
-    assert directives[5:] == [
+    assert directives[2] == "#$ -notify"  # SIGUSR2 before a kill: the job tells the hub it ends
+    assert re.fullmatch(r"#\$ -N jupyterhub-[0-9a-f]{10}", directives[3])  # found again if qsub hangs
+    assert directives[6:] == [
         "#$ -now yes", "#$ -q all.q", "#$ -pe smp 2", "#$ -l h_vmem=2G", "#$ -l h_rt=00:30:00"]
     # the token: in the server's environment, never in the script or qsub's arguments
     token = hub.server_env(job)["JUPYTERHUB_API_TOKEN"]
@@ -151,9 +152,17 @@ def test_the_job_can_report_only_its_port_and_failure(make_hub):
     assert post({"exec_prefix": "touch /tmp/pwned;", "batch_submit_cmd": "id"}) == 400
     assert post({"port": 1}) == 400  # not while the server runs: the route stays
     assert post({"exit_status": "x"}) == 400
-    assert post({"exit_status": 1, "output": "bye"}) == 201
     assert not os.path.exists("/tmp/pwned")
     assert hub.server("root")["ready"]
+    # what the job says when it ends: the hub marks the server stopped at once (no qstat needed)
+    # and deletes what is left of the job; the reporter can only end its own server
+    reported = time.monotonic()
+    assert post({"exit_status": 140, "output": ""}) == 201
+    hub.wait_for(lambda: hub.server("root") is None, timeout=10, step=0.05)
+    assert time.monotonic() - reported < 1
+    hub.wait_for(lambda: hub.jobs() == [])
+    assert set(hub.calls("qdel")) == {f"qdel {job}"}  # (again at each poll until it has left)
+    assert "ended outside JupyterHub" in hub.logtext()
 
 
 def test_restart_keeps_the_session_and_qdel_behind_the_hubs_back_is_noticed(make_hub):
@@ -167,7 +176,9 @@ def test_restart_keeps_the_session_and_qdel_behind_the_hubs_back_is_noticed(make
     os.system(f"SGE_ROOT={hub.sge} {hub.sge}/qdel {job} >/dev/null")  # behind the hub's back
     gone = time.monotonic()
     hub.wait_for(lambda: hub.server("root") is None, timeout=10, step=0.05)
-    assert time.monotonic() - gone < 1 + 0.5  # within one poll interval (1 s here)
+    # -notify: the job hears of its end (SIGUSR2) and tells the hub before Grid Engine kills it
+    assert time.monotonic() - gone < 1 + 0.5, hub.logtext()[-3000:]  # (within one poll, 1 s here, anyway)
+    assert "reported exit status 140" in hub.logtext()
 
 
 def test_qstat_calls_per_interval_do_not_grow_with_users(make_hub):

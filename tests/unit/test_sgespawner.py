@@ -259,7 +259,8 @@ def test_job_script_from_the_shipped_template(spec):
     assert lines[0] == "#!/bin/bash"
     directives = [line for line in lines if line.startswith("#$")]
     assert directives == [
-        "#$ -clear", "#$ -S /bin/bash", "#$ -N jupyterhub", "#$ -j y", "#$ -o $HOME/.jupyterhub.sge.log",
+        "#$ -clear", "#$ -S /bin/bash", "#$ -notify", "#$ -N jupyterhub", "#$ -j y",
+        "#$ -o $HOME/.jupyterhub.sge.log",
         "#$ -now yes", "#$ -q all.q", "#$ -pe smp 2", "#$ -l h_vmem=2G", "#$ -l h_rt=00:30:00",
     ]
     assert "export PATH=/opt/jupyterhub/venv/bin:/usr/bin:/bin" in lines

@@ -11,6 +11,7 @@ its configuration, before it builds its handler list).
 import json
 
 import batchspawner.api  # noqa: F401 - registers batchspawner's handler, replaced by install()
+from jupyterhub import orm
 from jupyterhub.apihandlers import APIHandler, default_handlers
 from tornado import web
 
@@ -26,7 +27,9 @@ class JobReportHandler(APIHandler):
     def post(self):
         token = self.get_auth_token()
         spawners = getattr(self.current_user, "spawners", {})
-        spawner = next((s for s in spawners.values() if s.api_token == token), None)
+        found = orm.APIToken.find(self.db, token) if token else None
+        spawner = next((s for s in spawners.values() if s.api_token == token  # (this hub process)
+                        or (found and getattr(s, "job_token_id", 0) == found.id)), None)  # (restarted)
         if self.spawner_class is None or not isinstance(spawner, self.spawner_class):
             raise web.HTTPError(404, "no server of this token")
         try:

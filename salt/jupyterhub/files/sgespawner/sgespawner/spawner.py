@@ -20,6 +20,7 @@ import uuid
 
 import jinja2
 from batchspawner import GridengineSpawner, JobStatus
+from jupyterhub import orm
 from jupyterhub.spawner import SpawnException
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
@@ -115,6 +116,7 @@ class SGESpawner(GridengineSpawner):
     job_report = Dict(help="what a failing job posted about itself: exit_status, output")
     job_runtime = Unicode(help="requested run time (h_rt) of the current job")
     job_started = Float(0, help="time the server came up (epoch seconds)")
+    job_token_id = Integer(0, help="database id of the server's API token: its reports after a hub restart")
     _messages = ()  # progress events of the current start
     _watched = None  # job id registered in poller.watch
     _wake = None  # set when the job reports (its port, or its failure) during start
@@ -221,28 +223,33 @@ class SGESpawner(GridengineSpawner):
         self.env_file = state.get("env_file", "")
         self.job_runtime = state.get("job_runtime", "")
         self.job_started = state.get("job_started", 0)
+        self.job_token_id = state.get("job_token_id", 0)
 
     def get_state(self):
         state = super().get_state()
-        state.update(env_file=self.env_file, job_runtime=self.job_runtime, job_started=self.job_started)
+        state.update(env_file=self.env_file, job_runtime=self.job_runtime, job_started=self.job_started,
+                     job_token_id=self.job_token_id)
         return state
 
     def clear_state(self):
         remove_file(self.env_file)
         super().clear_state()
         self.env_file = self.job_runtime = ""
-        self.job_started = 0
+        self.job_started = self.job_token_id = 0
         self.job_report = {}
 
     # --- job status from the shared poller (used by batchspawner's poll()) ------------
     async def query_job_status(self):
         if not self.job_id:
             return JobStatus.NOTFOUND
-        await self.poller.ready()
-        job = self.poller.status(self.job_id, self.user.name)
+        if "exit_status" in self.job_report:
+            job = None  # no need to ask Grid Engine
+        else:
+            await self.poller.ready()
+            job = self.poller.status(self.job_id, self.user.name)
         if job is UNKNOWN:
             return JobStatus.UNKNOWN
-        if job is None:
+        if job is None:  # gone, or the job said it ends
             self._remember_end()
             return JobStatus.NOTFOUND
         self.job_status = f"{job.state} {job.host}".strip()
@@ -310,6 +317,8 @@ class SGESpawner(GridengineSpawner):
     async def start(self):
         self._messages, self._wake, self._running_since = [], asyncio.Event(), 0
         self.ip, self.port, self.job_report = self.bind_ip, 0, {}
+        token = orm.APIToken.find(self.db, self.api_token) if self.api_token else None
+        self.job_token_id = token.id if token else 0  # the hub keeps only the token's hash
         if self.server:
             self.server.port = self.port
         request = await self.check_options(self.user_options)
@@ -373,6 +382,8 @@ class SGESpawner(GridengineSpawner):
             await poller.next_update(kick=True)
             while True:
                 job = poller.status(job_id, self.user.name)
+                if "exit_status" in self.job_report:
+                    raise spawn_error(self._ended_message(), "job_ended")  # the job said so itself
                 if job is UNKNOWN:
                     message, progress = "Grid Engine does not answer (qstat failed); retrying", 30
                 elif job is None:
@@ -430,7 +441,11 @@ class SGESpawner(GridengineSpawner):
             self.job_report = {"exit_status": status, "output": output[-4000:]}
             self.log.warning("%s: job %s reported exit status %s", self._log_name, self.job_id,
                              self.job_report["exit_status"])
-            self.poller.kick()  # it is ending: look at once
+            if self.pending is None and self._poll_callback:
+                # a running server ends (qdel, h_rt: the job got SIGUSR2; or it exited): the hub
+                # notices now, not at the next qstat, and deletes what may be left of the job
+                self.poller.delete_later(self.job_id, self.user.name)
+                asyncio.ensure_future(self.poll_and_notify())
         if self._wake:
             self._wake.set()
 
