@@ -77,6 +77,37 @@ def fmt(times):
     return f"median {statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})"
 
 
+def measure(packages=300, repeat=5):
+    """Median seconds of a no-op apply with its lock (``noop_locked``), with ``test=True``
+    (``noop_test``) and without a lock (``noop_solve``), and of the first apply (``create``)."""
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="conda-noop-bench-"))
+    try:
+        chan = make_channel(tmp / "channel", packages)
+        spec = tmp / "env.yml"
+        spec.write_text(f"channels: [{chan.url}]\ndependencies: [{', '.join(f'pkg{i:03d}' for i in range(packages))}]\n")
+        lock = tmp / "env.lock.yml"
+        loaders = loaders_for(tmp)
+        present = loaders.states.conda_env.present
+        prefix = str(tmp / "conda/envs/bench")
+        start = time.perf_counter()
+        ret = present(name=prefix, spec=str(spec), lock_file=str(lock))
+        create = time.perf_counter() - start
+        assert ret.result is True, ret.comment
+        numbers = {
+            "packages": packages,
+            "create": create,
+            "noop_locked": statistics.median(
+                timed(lambda: present(name=prefix, spec=str(spec), lock_file=str(lock)), repeat)),
+            "noop_test": statistics.median(
+                timed(lambda: present(name=prefix, spec=str(spec), lock_file=str(lock), test=True), repeat)),
+            "noop_solve": statistics.median(timed(lambda: present(name=prefix, spec=str(spec)), repeat)),
+        }
+        loaders.reset_state()
+        return numbers
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--packages", type=int, default=300)

@@ -434,6 +434,9 @@ class SGESpawner(GridengineSpawner):
             if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
                 raise ValueError("port: expected an integer 1-65535")
             self.port = port
+            job = self.poller.status(self.job_id, self.user.name)
+            if job is None or job is UNKNOWN or not job.running:
+                self.poller.kick()  # it runs (it reported): a fresh look, not the next poll's
         if "exit_status" in data:
             status, output = data["exit_status"], data.get("output", "")
             if isinstance(status, bool) or not isinstance(status, int) or not isinstance(output, str):

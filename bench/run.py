@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""The benchmark suite: every figure next to its floor, measured in the same run on hosts it boots.
+
+One Debian 12 host (systemd-nspawn, as the integration tests boot them) gets the demo profile: a
+Grid Engine cell, this host as its execution host and the hub, sized by pillar so that 50 small
+servers fit (slots 60, h_vmem 300G). Users u01..u50 log in through nginx (HTTPS) and start their
+servers with the spawn form (POST /hub/spawn, as a browser: the hub asks Grid Engine with
+``qsub -w p`` first, then submits); readiness is followed on the progress stream (one connection
+per user, as the spawn-pending page does), so the benchmark itself does not load the hub with
+polling.
+
+Figures (seconds unless named; written to bench/results/<date>-<label>.json):
+
+- ``apply.first``, ``apply.noop``: the demo profile's first ``state.apply`` on a fresh host, and
+  the second one (``apply.noop_changes`` must be 0);
+- ``spawn.median``: request to ready, one user, 5 spawns; ``spawn.floor_qsub`` (``qsub -now yes``
+  until the job's first command ran) and ``spawn.floor_server`` (the same Jupyter app started on
+  its own until it answers HTTP); ``spawn.ratio`` = median / (floor_qsub + floor_server);
+- ``poll.qstat_per_min.N``: the hub's qstat calls per minute with N servers running;
+- ``detect.qdel`` (median of 3, qdel to the hub's notice), ``detect.dying`` (a server that fails
+  at start: its death to the error on the user's spawn page; ``detect.dying_request_to_error``
+  from the request), ``detect.hrt`` (the run time's end to the hub's notice; Grid Engine's start time has a
+  1 s resolution);
+- ``burst.N.p50``/``p95`` (request to ready of each of N users pressing Start at once),
+  ``burst.N.all_ready``, ``burst.N.wall`` and ``burst.N.floor`` (N bare servers started as jobs at
+  once on the same cell), ``burst.N.ratio`` = wall / floor; ``burst_postgresql.N.*`` the same with
+  ``database:backend: postgresql``;
+- ``hub.rss_mb``, ``hub.cpu_s_per_min`` (the hub process with N idle servers, one minute),
+  ``proxy.rss_mb``, ``server.rss_mb`` (one idle server's job: its processes' RSS);
+- ``conda.noop``: a no-op ``conda_env.present`` of a 300-package env with its lock
+  (bench/conda_noop.py).
+
+    sudo bench/run.py [--quick] [--label NAME]   # full: ~35 min; --quick: < 10 min (N = 1, 10, 20)
+
+JHSALT_TEST_PREFIX / JHSALT_TEST_SUBNET apply as for the integration tests (default here: jhb,
+10.250.0). bench/plot.py draws the PNGs of docs/PERFORMANCE.md from a results file.
+"""
+
+import argparse
+import concurrent.futures
+import datetime
+import html
+import json
+import os
+import pathlib
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support import hosts  # noqa: E402
+from tests.support.webclient import HubUser  # noqa: E402
+
+QSTAT_LOG = "/srv/jupyterhub/state/qstat-calls.log"
+QSTAT_COUNTING = f"""#!/bin/sh
+# benchmark only: count the hub's qstat calls, then run the real one
+echo "$(date +%s.%N) $*" >> {QSTAT_LOG}
+exec /usr/bin/qstat "$@"
+"""
+FLOOR_QSUB = r"""
+import os, re, subprocess, sys, time
+mark = os.path.expanduser("~/.floor-started")
+started, wall = time.monotonic(), time.time()
+job = subprocess.run(["qsub", "-now", "yes", "-terse", "-j", "y", "-o", "/dev/null", "-S", "/bin/sh"],
+                     input=f"date +%s.%N > {mark}; sleep 60", capture_output=True, text=True,
+                     check=True).stdout.strip()
+while not os.path.exists(mark) or not open(mark).read().strip():
+    time.sleep(0.005)
+print(float(open(mark).read()) - wall)  # the job's first command ran (one clock: same host)
+os.unlink(mark)
+subprocess.run(["qdel", job], capture_output=True)
+"""
+SERVER_ARGV = ["{env}/bin/jupyter-lab", "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port={port}",
+               "--IdentityProvider.token=x"]
+FLOOR_SERVER = r"""
+import json, os, subprocess, sys, time, urllib.request
+argv, port = json.loads(sys.argv[1]), sys.argv[2]
+started = time.monotonic()
+server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=os.path.expanduser("~"))
+while True:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=x", timeout=5)
+        break
+    except OSError:
+        time.sleep(0.01)
+print(time.monotonic() - started)
+server.terminate()
+server.wait()
+"""
+FLOOR_BURST = r"""
+import concurrent.futures, json, subprocess, sys, time, urllib.request
+argv, ports = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+def one(port):
+    script = "exec " + " ".join(argv).replace("{port}", str(port))
+    job = subprocess.run(["qsub", "-now", "yes", "-terse", "-j", "y", "-o", "/dev/null", "-S", "/bin/sh",
+                          "-l", "h_vmem=2G"], input=script, capture_output=True, text=True, check=True).stdout.strip()
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=x", timeout=5)
+            return job, time.monotonic()
+        except OSError:
+            time.sleep(0.05)
+started = time.monotonic()
+with concurrent.futures.ThreadPoolExecutor(len(ports)) as pool:
+    done = list(pool.map(one, ports))
+print(json.dumps({"wall": max(t for _, t in done) - started, "jobs": [j for j, _ in done]}))
+"""
+
+
+PHASES = [  # where a spawn's time goes, from the hub's journal: (name, pattern with {user})
+    ("verify started", r"COMMAND=/usr/bin/qsub -terse"),  # sudo's line of the -w p check (USER={user})
+    ("submitting", r"{user}: Submitting the job"), ("qsub returned", r"{user}: Job \d+ submitted"),
+    ("seen running", r"{user}: Job \d+ is running on"), ("port reported", r"POST /hub/api/batchspawner \({user}@"),
+    ("listening", r"{user}: Jupyter is up on"), ("ready", r"Server {user} is ready|User {user} took")]
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def median(values):
+    return round(statistics.median(values), 3)
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))], 3)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args, self.results, self.raw = args, {}, {}
+        self.users = [f"u{i:02d}" for i in range(1, max(args.sizes) + 1)]
+        self.net = self.host = None
+        self.sessions = {}
+
+    # ------------------------------------------------------------------------------ the host
+    def pillar(self, backend="sqlite"):
+        slots = max(self.args.sizes) + 10
+        return {"jupyterhub": {
+            "access": {"members": self.users},
+            "database": {"backend": backend},
+            "sge": {
+                "qstat": "/usr/local/bin/qstat-counting",
+                "cell_setup": {"exec_host": {"slots": slots, "h_vmem": "300G"},
+                               "queues": {"all.q": {"slots": slots}}}},
+            # the form's limits of the demo profile come from the host's cores; the benchmark
+            # asks for 1 slot and 2G like a class would
+        }}
+
+    def boot(self):
+        prefix = os.environ.get("JHSALT_TEST_PREFIX", "jhb")
+        subnet = os.environ.get("JHSALT_TEST_SUBNET", "10.250.0")
+        self.net = hosts.TestNetwork(prefix, subnet).start()
+        log("booting the bench host")
+        self.host = self.net.add_host("bench", hosts.ensure_template(), shape="loopback")
+        host = self.host
+        host.put_file("/usr/local/bin/qstat-counting", QSTAT_COUNTING, mode=0o755)
+        lines = "".join(f"{u}:{u}-pw-bench\n" for u in self.users)
+        host.run("for u in " + " ".join(self.users) + "; do useradd --create-home --shell /bin/bash $u; done")
+        host.run(["chpasswd"], input=lines)
+        host.salt_call("grains.setval", "jupyterhub_profile", "demo", check=True)
+
+    def apply(self):
+        log("first state.apply (demo profile)")
+        first = self.host.state_apply(pillar=self.pillar())
+        assert first.ok, str(first)
+        second = self.host.state_apply(pillar=self.pillar())
+        assert second.ok, str(second)
+        self.results.update({"apply.first": round(first.duration, 1), "apply.noop": round(second.duration, 1),
+                             "apply.noop_changes": len(second.changed())})
+        self.worker_env = self.find_worker_env()
+        log(f"apply.first {first.duration:.1f} s, apply.noop {second.duration:.1f} s "
+            f"({len(second.changed())} changes)")
+
+    def find_worker_env(self):
+        for candidate in ("/opt/jupyterhub/venv", "/opt/jupyterhub/env", "/opt/conda/envs/jupyterhub"):
+            if self.host.run(["test", "-x", f"{candidate}/bin/jupyter-lab"], check=False).returncode == 0:
+                return candidate
+        raise RuntimeError("no jupyter-lab in the worker env")
+
+    def login(self, user):
+        if user not in self.sessions:
+            session = HubUser(self.host.ip, user, f"{user}-pw-bench")
+            assert session.logged_in, (user, session.login_response.status_code)
+            self.sessions[user] = session
+        return self.sessions[user]
+
+    # ------------------------------------------------------------------------- one user's server
+    def spawn(self, user, **fields):
+        """A user fills in the form and presses Start: (seconds to ready, None) or (seconds to the
+        failure, its message)."""
+        session = self.login(user)
+        form = {"queue": "all.q", "pe": "", "slots": "1", "ram": "2", "runtime": "01:00:00", "email": "",
+                "ui": "lab", **fields}
+        xsrf = session.session.cookies.get("_xsrf", path="/hub/")
+        started = time.monotonic()
+        response = session.session.post(f"{session.base}/hub/spawn", data={**form, "_xsrf": xsrf},
+                                        allow_redirects=False, timeout=600)
+        if response.status_code != 302:  # the form again, with the reason
+            match = re.search(r'<p class="spawn-error-msg[^"]*">\s*(.*?)\s*</p>', response.text, re.S)
+            return time.monotonic() - started, html.unescape(match.group(1)) if match else response.text[-500:]
+        return self.follow_progress(session, user, started)
+
+    @staticmethod
+    def follow_progress(session, user, started):
+        xsrf = session.session.cookies.get("_xsrf", path="/hub/")
+        with session.session.get(f"{session.base}/hub/api/users/{user}/server/progress", stream=True,
+                                 headers={"X-XSRFToken": xsrf} if xsrf else {}, timeout=600) as stream:
+            for line in stream.iter_lines(decode_unicode=True):
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event.get("ready"):
+                    return time.monotonic() - started, None
+                if event.get("failed"):
+                    return time.monotonic() - started, event.get("message")
+        server = session.server()
+        if server and server.get("ready"):
+            return time.monotonic() - started, None
+        return time.monotonic() - started, "the progress stream ended without ready"
+
+    def phases(self, since, users, origin):
+        """Each user's spawn phases (seconds after ``origin``, epoch) from the hub's journal."""
+        journal = self.host.run(["journalctl", "--no-pager", "-o", "short-unix", "--since",
+                                 f"@{since:.0f}"]).stdout.splitlines()
+        found = {}
+        for user in users:
+            times = {}
+            for name, pattern in PHASES:
+                if name == "verify started":
+                    regex = re.compile(rf"USER={user} ; {pattern}")
+                else:
+                    regex = re.compile(pattern.format(user=user))
+                for line in journal:
+                    if name not in times and regex.search(line):
+                        times[name] = round(float(line.split()[0]) - origin, 3)
+            found[user] = times
+        return found
+
+    def stop(self, user):
+        session = self.login(user)
+        session.api("DELETE", f"/users/{user}/server")
+
+    def wait_gone(self, user, timeout=120, step=0.05):
+        session, deadline = self.login(user), time.monotonic() + timeout
+        while session.server() is not None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{user}'s server is still there after {timeout} s")
+            time.sleep(step)
+        return time.monotonic()
+
+    def jobs(self, user="*"):
+        out = self.host.run(["qstat", "-u", user]).stdout.splitlines()[2:]
+        return [line.split()[0] for line in out]
+
+    def wait_empty_queue(self, timeout=180):
+        hosts.wait_for(lambda: not self.jobs(), timeout=timeout, interval=1, what="an empty queue")
+        time.sleep(3)  # the slots of a job that ended are free again only after a moment
+
+    def qstat_calls(self):
+        out = self.host.run(["sh", "-c", f"cat {QSTAT_LOG} 2>/dev/null | wc -l"]).stdout.strip()
+        return int(out or 0)
+
+    def qstat_per_min(self, n):
+        seconds = self.args.window
+        time.sleep(5)  # the spawns' faster polling has settled
+        before = self.qstat_calls()
+        time.sleep(seconds)
+        rate = (self.qstat_calls() - before) * 60 / seconds
+        self.results[f"poll.qstat_per_min.{n}"] = round(rate, 1)
+        log(f"qstat calls per minute with {n} servers: {rate:.1f}")
+
+    # ---------------------------------------------------------------------------- the figures
+    def spawn_and_floors(self):
+        user, latencies, phases = self.users[0], [], []
+        for _ in range(5):
+            since = time.time()
+            seconds, failure = self.spawn(user)
+            assert failure is None, failure
+            latencies.append(seconds)
+            phases.append(self.phases(since - 1, [user], since)[user])
+            self.stop(user)
+            self.wait_gone(user)
+            self.wait_empty_queue()
+        qsub = [float(self.host.run(["python3", "-c", FLOOR_QSUB], user=self.users[1]).stdout) for _ in range(5)]
+        argv = json.dumps([a.replace("{env}", self.worker_env) for a in SERVER_ARGV])
+        server = [float(self.host.run(["python3", "-c", FLOOR_SERVER, argv.replace("{port}", str(18800 + i)),
+                                       str(18800 + i)], user=self.users[1]).stdout) for i in range(5)]
+        self.wait_empty_queue()
+        # what the hub's server (jupyterhub-singleuser: JupyterLab + the hub's extension) imports
+        # more than the bare one: the part of the server start that is the hub's own
+        python = f"{self.worker_env}/bin/python"
+        imports = {}
+        for name, modules in (("lab", "jupyterlab.labapp"),
+                              ("lab_singleuser", "jupyterlab.labapp, jupyterhub.singleuser.extension")):
+            code = f"import time; t = time.perf_counter(); import {modules}; print(time.perf_counter() - t)"
+            imports[name] = median([float(self.host.run([python, "-c", code], user=self.users[1]).stdout)
+                                    for _ in range(3)])
+        self.results["spawn.import_lab"] = imports["lab"]
+        self.results["spawn.import_singleuser_extra"] = round(imports["lab_singleuser"] - imports["lab"], 3)
+        self.raw.update({"spawn.all": [round(x, 3) for x in latencies], "spawn.phases": phases,
+                         "spawn.floor_qsub.all": qsub,
+                         "spawn.floor_server.all": server})
+        self.results.update({"spawn.median": median(latencies), "spawn.floor_qsub": median(qsub),
+                             "spawn.floor_server": median(server)})
+        self.results["spawn.ratio"] = round(self.results["spawn.median"] / (median(qsub) + median(server)), 2)
+        log(f"spawn {self.results['spawn.median']} s vs floors {median(qsub)} + {median(server)} s: "
+            f"ratio {self.results['spawn.ratio']}")
+
+    def detection(self):
+        user = self.users[0]
+        times = []
+        for _ in range(3):
+            assert self.spawn(user)[1] is None
+            time.sleep(2)
+            [job] = self.jobs(user)
+            deleted = time.monotonic()
+            self.host.run(["qdel", job], user=user)
+            times.append(self.wait_gone(user) - deleted)
+            self.wait_empty_queue()
+        self.raw["detect.qdel.all"] = [round(t, 3) for t in times]
+        self.results["detect.qdel"] = median(times)
+
+        # a server that dies at start: its config says when, then exits (one clock: same host)
+        config = f"/home/{user}/.jupyter/jupyter_server_config.py"
+        self.host.put_file(config, 'import sys, time\nprint(f"broken config (bench), dying at {time.time()}")\n'
+                           'sys.exit(3)\n', owner=user)
+        seconds, failure = self.spawn(user)
+        noticed = time.time()
+        self.host.run(["rm", config])
+        assert failure and "exit status 3" in failure, failure
+        died = float(re.findall(r"dying at ([0-9.]+)", failure)[-1])
+        self.results["detect.dying"] = round(noticed - died, 3)
+        self.results["detect.dying_request_to_error"] = round(seconds, 3)
+        self.wait_gone(user)
+        self.wait_empty_queue()
+
+        runtime = 30
+        assert self.spawn(user, runtime=f"00:00:{runtime}")[1] is None
+        [job] = self.jobs(user)
+        xml = self.host.run(["qstat", "-j", job, "-xml"]).stdout
+        start = int(re.search(r"<JAT_start_time>(\d+)</JAT_start_time>", xml).group(1))
+        self.wait_gone(user, timeout=runtime + 90, step=0.1)
+        self.results["detect.hrt"] = round(time.time() - (start + runtime), 2)
+        self.wait_empty_queue()
+        log(f"detect: qdel {times}, dying {self.results['detect.dying']}, h_rt {self.results['detect.hrt']}")
+
+    def burst(self, n, key="burst"):
+        users = self.users[:n]
+        for user in users:
+            self.login(user)
+        barrier = threading.Barrier(n)
+        timeline = {}
+
+        def press_start(user):
+            barrier.wait()
+            submitted = time.monotonic()
+            seconds, failure = self.spawn(user)
+            timeline[user] = (submitted, submitted + seconds, failure)
+
+        log(f"{key} of {n}")
+        since = time.time() - 1
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            list(pool.map(press_start, users))
+        first = min(t[0] for t in timeline.values())
+        origin = time.time() - (time.monotonic() - first)  # the first request, on the epoch clock
+        self.raw[f"{key}.{n}.phases"] = self.phases(since, users, origin)
+        ready = [t[1] - t[0] for t in timeline.values() if t[2] is None]
+        failures = [t[2] for t in timeline.values() if t[2] is not None]
+        wall = max(t[1] for t in timeline.values()) - first
+        self.raw[f"{key}.{n}.timeline"] = {u: [round(a - first, 3), round(b - first, 3), f]
+                                           for u, (a, b, f) in sorted(timeline.items())}
+        self.results.update({f"{key}.{n}.all_ready": len(ready), f"{key}.{n}.wall": round(wall, 2),
+                             f"{key}.{n}.p50": percentile(ready, 0.5) if ready else None,
+                             f"{key}.{n}.p95": percentile(ready, 0.95) if ready else None})
+        log(f"{key} {n}: {len(ready)} ready, wall {wall:.1f} s, p50 {self.results[f'{key}.{n}.p50']}, "
+            f"p95 {self.results[f'{key}.{n}.p95']}; failures: {failures[:3]}")
+        return users
+
+    def stop_all(self, users):
+        for user in users:
+            self.stop(user)
+        for user in users:
+            self.wait_gone(user, timeout=300, step=0.5)
+        self.wait_empty_queue(timeout=300)
+
+    def burst_floor(self, n, key="burst"):
+        argv = json.dumps([a.replace("{env}", self.worker_env) for a in SERVER_ARGV])
+        ports = json.dumps([19000 + i for i in range(n)])
+        out = self.host.run(["python3", "-c", FLOOR_BURST, argv, ports], user=self.users[-1], timeout=900).stdout
+        floor = json.loads(out)
+        self.host.run(["qdel", *floor["jobs"]], user=self.users[-1], check=False)
+        self.wait_empty_queue(timeout=300)
+        self.results[f"{key}.{n}.floor"] = round(floor["wall"], 2)
+        self.results[f"{key}.{n}.ratio"] = round(self.results[f"{key}.{n}.wall"] / floor["wall"], 2)
+        log(f"{key} {n}: floor {floor['wall']:.1f} s, ratio {self.results[f'{key}.{n}.ratio']}")
+
+    def hub_cost(self, n):
+        pid = self.host.run(["systemctl", "show", "-p", "MainPID", "--value", "jupyterhub"]).stdout.strip()
+
+        def sample():
+            stat = self.host.run(["cat", f"/proc/{pid}/stat"]).stdout.rsplit(")", 1)[1].split()
+            rss = int(re.search(r"VmRSS:\s+(\d+)", self.host.read_file(f"/proc/{pid}/status")).group(1))
+            return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"), rss / 1024
+
+        time.sleep(10)
+        cpu0, _ = sample()
+        time.sleep(self.args.window)
+        cpu1, rss = sample()
+        self.results["hub.servers"] = n
+        self.results["hub.rss_mb"] = round(rss, 1)
+        self.results["hub.cpu_s_per_min"] = round((cpu1 - cpu0) * 60 / self.args.window, 2)
+        proxy = self.host.run("ps -C node -o rss= | awk '{s+=$1} END {print s/1024}'").stdout.strip()
+        self.results["proxy.rss_mb"] = round(float(proxy or 0), 1)
+        one = self.host.run(f"ps -u {self.users[0]} -o rss= | awk '{{s+=$1}} END {{print s/1024}}'").stdout.strip()
+        self.results["server.rss_mb"] = round(float(one or 0), 1)
+        log(f"hub with {n} idle servers: {rss:.0f} MB RSS, {self.results['hub.cpu_s_per_min']} CPU s/min; "
+            f"one server {self.results['server.rss_mb']} MB")
+
+    def conda(self):
+        sys.path.insert(0, str(REPO / "bench"))
+        import conda_noop
+
+        numbers = conda_noop.measure(packages=300 if not self.args.quick else 100, repeat=3)
+        self.results["conda.noop"] = round(numbers["noop_locked"], 3)
+        self.raw["conda"] = numbers
+        log(f"conda no-op apply: {self.results['conda.noop']} s")
+
+    # ------------------------------------------------------------------------------- the run
+    def run(self):
+        sizes = self.args.sizes
+        try:
+            self.boot()
+            self.apply()
+            self.spawn_and_floors()
+            self.detection()
+            user = self.users[0]
+            assert self.spawn(user)[1] is None
+            self.qstat_per_min(1)
+            self.stop(user)
+            self.wait_gone(user)
+            self.wait_empty_queue()
+            for n in sizes:
+                users = self.burst(n)
+                self.qstat_per_min(n)
+                if n == max(sizes):
+                    self.hub_cost(n)
+                self.stop_all(users)
+                self.burst_floor(n)
+            if not self.args.quick:
+                log("database: PostgreSQL")
+                switched = self.host.state_apply(pillar=self.pillar("postgresql"))
+                assert switched.ok, str(switched)
+                self.sessions.clear()  # a new database: log in again
+                for n in sizes[1:]:
+                    users = self.burst(n, key="burst_postgresql")
+                    self.stop_all(users)
+                    self.results[f"burst_postgresql.{n}.ratio"] = round(
+                        self.results[f"burst_postgresql.{n}.wall"] / self.results[f"burst.{n}.floor"], 2)
+            self.conda()
+        finally:
+            if self.net and not self.args.keep:
+                self.net.close()
+
+    def write(self):
+        out_dir = pathlib.Path(self.args.out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+        meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "label": self.args.label, "quick": self.args.quick, "commit": commit,
+                "machine": {"cores": os.cpu_count(),
+                            "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                            "load_before": self.load_before}}
+        path = out_dir / f"{datetime.date.today().isoformat()}-{self.args.label}.json"
+        path.write_text(json.dumps({"meta": meta, "results": self.results, "raw": self.raw}, indent=1) + "\n")
+        return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N = 1, 10, 20 and 30-s windows (< 10 min)")
+    parser.add_argument("--label", default=None, help="results file name: <date>-<label>.json")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--keep", action="store_true", help="leave the host running (debugging)")
+    args = parser.parse_args()
+    args.sizes = [10, 20] if args.quick else [10, 20, 50]
+    args.window = 30 if args.quick else 60
+    args.label = args.label or ("quick" if args.quick else "full")
+    if os.geteuid() != 0:
+        sys.exit("bench/run.py boots systemd-nspawn hosts: run it as root")
+    bench = Bench(args)
+    bench.load_before = os.getloadavg()[0]
+    started = time.monotonic()
+    try:
+        bench.run()
+    finally:
+        bench.results["bench.seconds"] = round(time.monotonic() - started)
+        path = bench.write()
+        print(json.dumps(bench.results, indent=1))
+        log(f"written: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+
+
+if __name__ == "__main__":
+    main()
