@@ -30,7 +30,7 @@ Figures (seconds unless named; written to bench/results/<date>-<label>.json):
 - ``conda.noop``: a no-op ``conda_env.present`` of a 300-package env with its lock
   (bench/conda_noop.py).
 
-    sudo bench/run.py [--quick] [--label NAME]   # full: ~35 min; --quick: < 10 min (N = 1, 10, 20)
+    sudo bench/run.py [--quick] [--label NAME]   # full: ~35 min; --quick: < 10 min (N = 1, 20)
 
 JHSALT_TEST_PREFIX / JHSALT_TEST_SUBNET apply as for the integration tests (default here: jhb,
 10.250.0). bench/plot.py draws the PNGs of docs/PERFORMANCE.md from a results file.
@@ -485,12 +485,12 @@ class Bench:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="N = 1, 10, 20 and 30-s windows (< 10 min)")
+    parser.add_argument("--quick", action="store_true", help="N = 1 and 20, 30-s windows, no PostgreSQL run (< 10 min)")
     parser.add_argument("--label", default=None, help="results file name: <date>-<label>.json")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     parser.add_argument("--keep", action="store_true", help="leave the host running (debugging)")
     args = parser.parse_args()
-    args.sizes = [10, 20] if args.quick else [10, 20, 50]
+    args.sizes = [20] if args.quick else [10, 20, 50]
     args.window = 30 if args.quick else 60
     args.label = args.label or ("quick" if args.quick else "full")
     if os.geteuid() != 0:

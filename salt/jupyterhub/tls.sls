@@ -6,6 +6,13 @@
 include:
   - jupyterhub.dirs
 
+# Salt's x509 modules need the cryptography library where the state runs: Salt's own venv has it,
+# salt-ssh's thin bundle does not (it uses the target's python3, which then finds Debian's)
+jupyterhub-tls-cryptography-installed:
+  pkg.installed:
+    - name: python3-cryptography
+    - reload_modules: true
+
 jupyterhub-tls-key-present:
   x509.private_key_managed:
     - name: {{ ssl_dir }}/hub.key
@@ -16,6 +23,7 @@ jupyterhub-tls-key-present:
     - mode: "0600"
     - require:
       - file: jupyterhub-ssl-dir-present
+      - pkg: jupyterhub-tls-cryptography-installed
 
 jupyterhub-tls-csr-present:
   x509.csr_managed:

@@ -358,7 +358,9 @@ def test_restarting_the_hub_keeps_the_session(hub, qmaster):
     assert jobs_of(qmaster, "alice") == [job]
 
 
-def test_qdel_behind_the_hubs_back_is_noticed_within_one_poll_interval(hub, qmaster):
+def test_qdel_behind_the_hubs_back_is_noticed_from_the_jobs_own_report(hub, qmaster):
+    """qsub -notify: Grid Engine warns the job (SIGUSR2) before it kills it; the job tells the hub,
+    which marks the server stopped without waiting for its next qstat."""
     alice = Browser(hub, "alice")
     [job] = jobs_of(qmaster, "alice")
     as_user(hub, "alice", "qdel", job)
@@ -366,6 +368,9 @@ def test_qdel_behind_the_hubs_back_is_noticed_within_one_poll_interval(hub, qmas
     wait_for(lambda: alice.server() is None, timeout=3 * POLL, what="the hub to notice")
     seconds = time.monotonic() - deleted
     NUMBERS["qdel behind the hub's back noticed after (s)"] = round(seconds, 2)  # (bench/ for targets)
+    log = hub.run(["journalctl", "-u", "jupyterhub", "--no-pager", "-o", "cat"]).stdout
+    assert f"alice: job {job} reported exit status 140" in log
+    wait_for(lambda: jobs_of(qmaster, "alice") == [], timeout=30, what="the job to leave the queue")
 
 
 def test_a_job_that_dies_at_start_ends_the_spawn_with_its_output(hub, qmaster):
