@@ -112,6 +112,7 @@ print(json.dumps({"wall": max(t for _, t in done) - started, "jobs": [j for j, _
 """
 
 
+PARTS = ("spawn", "detect", "poll", "burst", "postgresql", "conda")
 PHASES = [  # where a spawn's time goes, from the hub's journal: (name, pattern with {user})
     ("verify started", r"COMMAND=/usr/bin/qsub -terse"),  # sudo's line of the -w p check (USER={user})
     ("submitting", r"{user}: Submitting the job"), ("qsub returned", r"{user}: Job \d+ submitted"),
@@ -186,9 +187,13 @@ class Bench:
 
     def login(self, user):
         if user not in self.sessions:
-            session = HubUser(self.host.ip, user, f"{user}-pw-bench")
-            assert session.logged_in, (user, session.login_response.status_code)
-            self.sessions[user] = session
+            def logged_in():  # nginx answers 503 while the hub (re)starts
+                session = HubUser(self.host.ip, user, f"{user}-pw-bench")
+                if session.login_response.status_code in (502, 503):
+                    return None
+                assert session.logged_in, (user, session.login_response.status_code)
+                return session
+            self.sessions[user] = hosts.wait_for(logged_in, timeout=120, interval=1, what=f"{user}'s login")
         return self.sessions[user]
 
     # ------------------------------------------------------------------------- one user's server
@@ -436,34 +441,39 @@ class Bench:
     def run(self):
         sizes = self.args.sizes
         try:
+            only = self.args.only
             self.boot()
             self.apply()
-            self.spawn_and_floors()
-            self.detection()
-            user = self.users[0]
-            assert self.spawn(user)[1] is None
-            self.qstat_per_min(1)
-            self.stop(user)
-            self.wait_gone(user)
-            self.wait_empty_queue()
-            for n in sizes:
+            if "spawn" in only:
+                self.spawn_and_floors()
+            if "detect" in only:
+                self.detection()
+            if "poll" in only:
+                user = self.users[0]
+                assert self.spawn(user)[1] is None
+                self.qstat_per_min(1)
+                self.stop(user)
+                self.wait_gone(user)
+                self.wait_empty_queue()
+            for n in sizes if "burst" in only else ():
                 users = self.burst(n)
                 self.qstat_per_min(n)
                 if n == max(sizes):
                     self.hub_cost(n)
                 self.stop_all(users)
                 self.burst_floor(n)
-            if not self.args.quick:
+            if not self.args.quick and "postgresql" in only:
                 log("database: PostgreSQL")
                 switched = self.host.state_apply(pillar=self.pillar("postgresql"))
                 assert switched.ok, str(switched)
                 self.sessions.clear()  # a new database: log in again
-                for n in sizes[1:]:
+                for n in [size for size in sizes if size >= 20]:
                     users = self.burst(n, key="burst_postgresql")
                     self.stop_all(users)
                     self.results[f"burst_postgresql.{n}.ratio"] = round(
                         self.results[f"burst_postgresql.{n}.wall"] / self.results[f"burst.{n}.floor"], 2)
-            self.conda()
+            if "conda" in only:
+                self.conda()
         finally:
             if self.net and not self.args.keep:
                 self.net.close()
@@ -489,8 +499,13 @@ def main():
     parser.add_argument("--label", default=None, help="results file name: <date>-<label>.json")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     parser.add_argument("--keep", action="store_true", help="leave the host running (debugging)")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}")
+    parser.add_argument("--sizes", default=None, help="burst sizes, e.g. 20,50 (default 10,20,50; --quick 20)")
     args = parser.parse_args()
-    args.sizes = [20] if args.quick else [10, 20, 50]
+    args.only = set(args.only.split(","))
+    if args.only - set(PARTS):
+        parser.error(f"--only: {', '.join(sorted(args.only - set(PARTS)))}: not one of {', '.join(PARTS)}")
+    args.sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else [20] if args.quick else [10, 20, 50]
     args.window = 30 if args.quick else 60
     args.label = args.label or ("quick" if args.quick else "full")
     if os.geteuid() != 0:

@@ -529,6 +529,33 @@ def test_poller_one_qstat_per_round_whatever_the_number_of_sessions():
     asyncio.run(scenario())
 
 
+def test_next_update_waits_for_a_qstat_begun_after_it():
+    """Under load a qstat runs for seconds: a job submitted meanwhile is not in that answer, and a
+    spawn that took it for "the next snapshot" would call its new job gone."""
+    async def scenario():
+        state = {}
+        asked = asyncio.Event()
+
+        async def slow_qstat(argv, input=None, env=None, timeout=60):
+            listed = dict(state)  # what qmaster lists when asked
+            asked.set()
+            await asyncio.sleep(0.2)
+            return qstat_answer(listed)(argv)
+
+        poller = sg.JobPoller(sg.Cluster(SGE, slow_qstat), interval=30, fast_interval=30, min_gap=0)
+        poller.kick()
+        try:
+            await asked.wait()  # a qstat is under way
+            state["5"] = ("r", "node1")  # the submit returns meanwhile
+            await asyncio.wait_for(poller.next_update(kick=True), 5)
+            return poller.status("5")
+        finally:
+            poller._task.cancel()
+
+    job = asyncio.run(scenario())
+    assert job is not None and job.running
+
+
 def test_poller_failing_qstat_means_unknown_never_gone():
     async def scenario():
         state = {"1": ("r", "node1")}

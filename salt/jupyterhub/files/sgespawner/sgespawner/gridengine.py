@@ -298,6 +298,9 @@ class JobPoller:
         # out: (owner, job name) -> monotonic deadline (a job that shows up by then is deleted)
         self.to_delete, self.lost_submits = {}, {}
         self.generation, self.qstat_calls, self._detail_at = 0, 0, {}
+        # polls begun, and which of them the current snapshot comes from: next_update() waits for
+        # a qstat begun after its call (one already running may predate a job just submitted)
+        self.polls_begun, self.snapshot_of = 0, 0
         self._task, self._kick, self._updated = None, None, None
         self._load, self._load_lock, self.load_calls = {}, asyncio.Lock(), 0  # cluster_load()
 
@@ -326,6 +329,8 @@ class JobPoller:
             await asyncio.sleep(max(0.0, started + self.min_gap - time.monotonic()))
 
     async def poll_once(self):
+        self.polls_begun += 1
+        begun = self.polls_begun
         self.qstat_calls += 1
         rc, out, err = await self.cluster.qstat()
         try:
@@ -343,6 +348,7 @@ class JobPoller:
             await self._fetch_reasons()
             await self._delete_leftovers()
         self.generation += 1
+        self.snapshot_of = begun
         if self._updated:
             async with self._updated:
                 self._updated.notify_all()
@@ -433,13 +439,14 @@ class JobPoller:
         return None if job is None or job.gone else job
 
     async def next_update(self, kick=False):
-        """Wait for the next snapshot (taken after this call)."""
+        """Wait for the next snapshot taken after this call: from a qstat begun after it (under
+        load a qstat can run for seconds; one begun before a submit returned may not list the job)."""
         self._ensure_started()
-        generation = self.generation
+        begun = self.polls_begun
         if kick:
             self._kick.set()
         async with self._updated:
-            await self._updated.wait_for(lambda: self.generation > generation)
+            await self._updated.wait_for(lambda: self.snapshot_of > begun)
 
     async def ready(self):
         """Wait until the first poll has been made (answered or failed)."""

@@ -428,11 +428,12 @@ class SGESpawner(GridengineSpawner):
         if not isinstance(data, dict) or not data or set(data) - {"port", "exit_status", "output"}:
             raise ValueError("expected {port} or {exit_status, output}")
         if "port" in data:
-            if self.pending != "spawn" or self.port:
-                raise ValueError("the port is only accepted once, while the server starts")
             port = data["port"]
             if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
                 raise ValueError("port: expected an integer 1-65535")
+            # once, while the server starts (the same port again: a report whose answer was lost)
+            if self.pending != "spawn" or self.port not in (0, port):
+                raise ValueError("the port is only accepted once, while the server starts")
             self.port = port
             job = self.poller.status(self.job_id, self.user.name)
             if job is None or job is UNKNOWN or not job.running:
