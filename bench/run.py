@@ -13,11 +13,11 @@ Figures (seconds unless named; written to bench/results/<date>-<label>.json):
 
 - ``apply.first``, ``apply.noop``: the demo profile's first ``state.apply`` on a fresh host, and
   the second one (``apply.noop_changes`` must be 0);
-- ``spawn.median``: request to ready, one user, 5 spawns; ``spawn.floor_qsub`` (``qsub -now yes``
+- ``spawn.median``: request to ready, one user, 5 spawns (--quick: 3); ``spawn.floor_qsub`` (``qsub -now yes``
   until the job's first command ran) and ``spawn.floor_server`` (the same Jupyter app started on
   its own until it answers HTTP); ``spawn.ratio`` = median / (floor_qsub + floor_server);
 - ``poll.qstat_per_min.N``: the hub's qstat calls per minute with N servers running;
-- ``detect.qdel`` (median of 3, qdel to the hub's notice), ``detect.dying`` (a server that fails
+- ``detect.qdel`` (median of 3, --quick 2; qdel to the hub's notice), ``detect.dying`` (a server that fails
   at start: its death to the error on the user's spawn page; ``detect.dying_request_to_error``
   from the request), ``detect.hrt`` (the run time's end to the hub's notice; Grid Engine's start time has a
   1 s resolution);
@@ -284,7 +284,8 @@ class Bench:
     # ---------------------------------------------------------------------------- the figures
     def spawn_and_floors(self):
         user, latencies, phases = self.users[0], [], []
-        for _ in range(5):
+        repeat = 3 if self.args.quick else 5
+        for _ in range(repeat):
             since = time.time()
             seconds, failure = self.spawn(user)
             assert failure is None, failure
@@ -293,10 +294,10 @@ class Bench:
             self.stop(user)
             self.wait_gone(user)
             self.wait_empty_queue()
-        qsub = [float(self.host.run(["python3", "-c", FLOOR_QSUB], user=self.users[1]).stdout) for _ in range(5)]
+        qsub = [float(self.host.run(["python3", "-c", FLOOR_QSUB], user=self.users[1]).stdout) for _ in range(repeat)]
         argv = json.dumps([a.replace("{env}", self.worker_env) for a in SERVER_ARGV])
         server = [float(self.host.run(["python3", "-c", FLOOR_SERVER, argv.replace("{port}", str(18800 + i)),
-                                       str(18800 + i)], user=self.users[1]).stdout) for i in range(5)]
+                                       str(18800 + i)], user=self.users[1]).stdout) for i in range(repeat)]
         self.wait_empty_queue()
         # what the hub's server (jupyterhub-singleuser: JupyterLab + the hub's extension) imports
         # more than the bare one: the part of the server start that is the hub's own
@@ -321,7 +322,7 @@ class Bench:
     def detection(self):
         user = self.users[0]
         times = []
-        for _ in range(3):
+        for _ in range(2 if self.args.quick else 3):
             assert self.spawn(user)[1] is None
             time.sleep(2)
             [job] = self.jobs(user)
