@@ -529,6 +529,84 @@ def test_poller_one_qstat_per_round_whatever_the_number_of_sessions():
     asyncio.run(scenario())
 
 
+SERVER = """import signal, sys, time
+log = open(sys.argv[1], "a", buffering=1)
+def term(*_):
+    log.write("term\\n")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, term)
+ignored = [signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGUSR1, signal.SIGUSR2)]
+log.write(f"started, USR1/USR2 ignored: {ignored}\\n")
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["grid-engine-ends-it", "the-server-fails"])
+def test_the_job_script_ends_its_server_cleanly_on_grid_engines_warning_and_tells_the_hub(spec, tmp_path, crash):
+    """The shipped job script under bash, signalled as Grid Engine does with -notify (measured on a
+    real cell: SIGUSR1 before a suspend, SIGUSR2 twice to the whole process group before a kill):
+    the server survives USR1, is stopped with SIGTERM (not killed by USR2) and the hub hears
+    {"exit_status": 140}; a stand-in hub on loopback takes the reports."""
+    import http.server
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    reports = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            reports.append((self.path, self.headers["Authorization"], json.loads(body)))
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    env_file, log, server = tmp_path / "job.env", tmp_path / "server.log", tmp_path / "server.py"
+    env_file.write_text(f"JUPYTERHUB_API_URL=http://127.0.0.1:{hub.server_port}/hub/api\n"
+                        "JUPYTERHUB_API_TOKEN=t0ken\nJUPYTERHUB_SERVICE_URL=http://127.0.0.1:0/user/alice/\n")
+    server.write_text('import sys\nprint("broken config")\nsys.exit(3)\n' if crash else SERVER)
+    request = sg.validate({}, spec)
+    script = tmp_path / "job.sh"
+    script.write_text(render(spec, request, env_file=str(env_file), path="/usr/bin:/bin",
+                             cmd=f"{sys.executable} {server} {log}"))
+    output = open(tmp_path / "job.out", "w")  # noqa: SIM115 - the job's -o file, closed below
+    job = subprocess.Popen(["bash", str(script)], start_new_session=True, stdout=output, stderr=output,
+                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                "SGE_STDOUT_PATH": str(tmp_path / "job.out")})
+    try:
+        if crash:  # the server fails by itself: its exit status and the end of its output
+            assert job.wait(timeout=30) == 3
+            assert [r[2] for r in reports[1:]] == [{"exit_status": 3, "output": "broken config\n"}]
+            return
+        deadline = time.monotonic() + 30
+        while "started" not in (log.read_text() if log.exists() else "") or not reports:
+            assert time.monotonic() < deadline and job.poll() is None, "the server did not start"
+            time.sleep(0.05)
+        assert "USR1/USR2 ignored: [True, True]" in log.read_text()
+        assert reports[0][0] == "/hub/api/batchspawner" and reports[0][1] == "token t0ken"
+        assert list(reports[0][2]) == ["port"]
+        os.killpg(job.pid, signal.SIGUSR1)  # a suspend follows: nothing ends
+        time.sleep(0.5)
+        assert job.poll() is None and "term" not in log.read_text()
+        os.killpg(job.pid, signal.SIGUSR2)
+        os.killpg(job.pid, signal.SIGUSR2)
+        assert job.wait(timeout=30) == 0  # the server stopped cleanly on SIGTERM
+        assert log.read_text().count("term") == 1
+        assert [r[2] for r in reports[1:]] == [{"exit_status": 140, "output": ""}]  # once
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+        hub.shutdown()
+        output.close()
+
+
 def test_next_update_waits_for_a_qstat_begun_after_it():
     """Under load a qstat runs for seconds: a job submitted meanwhile is not in that answer, and a
     spawn that took it for "the next snapshot" would call its new job gone."""
