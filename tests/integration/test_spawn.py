@@ -387,7 +387,8 @@ def test_a_job_that_dies_at_start_ends_the_spawn_with_its_output(hub, qmaster):
     # reported by the job itself / the next poll, not after start_timeout (300 s); generous for
     # a loaded machine: the figure itself belongs to bench/
     assert seconds < 90, seconds
-    assert jobs_of(qmaster, "bob") == []
+    # reported by the job as it ended: it leaves the queue moments later
+    wait_for(lambda: jobs_of(qmaster, "bob") == [], timeout=30, what="the failed job to leave the queue")
     hub.run(["rm", config])
 
 
