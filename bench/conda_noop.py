@@ -77,22 +77,29 @@ def fmt(times):
     return f"median {statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})"
 
 
+def created_env(tmp, packages):
+    """A channel of ``packages`` packages under ``tmp`` and an env made from it through the real
+    loader: (present, prefix, spec, lock, first apply's return, its seconds, loaders)."""
+    chan = make_channel(tmp / "channel", packages)
+    spec = tmp / "env.yml"
+    spec.write_text(f"channels: [{chan.url}]\ndependencies: [{', '.join(f'pkg{i:03d}' for i in range(packages))}]\n")
+    lock = tmp / "env.lock.yml"
+    loaders = loaders_for(tmp)
+    present = loaders.states.conda_env.present
+    prefix = str(tmp / "conda/envs/bench")
+    start = time.perf_counter()
+    ret = present(name=prefix, spec=str(spec), lock_file=str(lock))
+    create = time.perf_counter() - start
+    assert ret.result is True, ret.comment
+    return present, prefix, spec, lock, ret, create, loaders
+
+
 def measure(packages=300, repeat=5):
     """Median seconds of a no-op apply with its lock (``noop_locked``), with ``test=True``
     (``noop_test``) and without a lock (``noop_solve``), and of the first apply (``create``)."""
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="conda-noop-bench-"))
     try:
-        chan = make_channel(tmp / "channel", packages)
-        spec = tmp / "env.yml"
-        spec.write_text(f"channels: [{chan.url}]\ndependencies: [{', '.join(f'pkg{i:03d}' for i in range(packages))}]\n")
-        lock = tmp / "env.lock.yml"
-        loaders = loaders_for(tmp)
-        present = loaders.states.conda_env.present
-        prefix = str(tmp / "conda/envs/bench")
-        start = time.perf_counter()
-        ret = present(name=prefix, spec=str(spec), lock_file=str(lock))
-        create = time.perf_counter() - start
-        assert ret.result is True, ret.comment
+        present, prefix, spec, lock, _, create, loaders = created_env(tmp, packages)
         numbers = {
             "packages": packages,
             "create": create,
@@ -117,19 +124,7 @@ def main():
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="conda-noop-bench-"))
     try:
-        chan = make_channel(tmp / "channel", args.packages)
-        top = [f"pkg{i:03d}" for i in range(args.packages)]
-        spec = tmp / "env.yml"
-        spec.write_text(f"channels: [{chan.url}]\ndependencies: [{', '.join(top)}]\n")
-        lock = tmp / "env.lock.yml"
-        loaders = loaders_for(tmp)
-        present = loaders.states.conda_env.present
-        prefix = str(tmp / "conda/envs/bench")
-
-        start = time.perf_counter()
-        ret = present(name=prefix, spec=str(spec), lock_file=str(lock))
-        create = time.perf_counter() - start
-        assert ret.result is True, ret.comment
+        present, prefix, spec, lock, ret, create, loaders = created_env(tmp, args.packages)
         print(f"packages: {len(ret.changes['conda'])}, files: {sum(len(fs) for _, _, fs in os.walk(prefix))}")
         print(f"create (solve + fetch + link + lock): {create * 1000:.0f} ms")
 
