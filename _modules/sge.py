@@ -971,68 +971,19 @@ def modify_scheduler_config(**attrs):
 # ---------------------------------------------------------------------------------------------
 # jobs
 # ---------------------------------------------------------------------------------------------
-def _job_flags(state):
-    flags = {
-        "pending": "w" in state,
-        "running": ("r" in state or "t" in state) and "w" not in state,
-        "error": "E" in state,
-        "held": "h" in state,
-        "suspended": any(c in state for c in "sST"),
-        "deleting": "d" in state,
-    }
-    for status in ("deleting", "error", "held", "suspended", "running", "pending"):
-        if flags[status]:
-            break
-    else:
-        status = "unknown"
-    return status, flags
-
-
-def _parse_qstat_xml(text):
-    """
-    Parse ``qstat -xml`` output into a list of job dicts, running jobs first. Each dict has
-    ``job_id``, ``name``, ``owner``, ``state`` (SGE's letters, e.g. ``r``, ``qw``, ``hqw``,
-    ``Eqw``), ``status`` (``running``, ``pending``, ``held``, ``error``, ``suspended``,
-    ``deleting``), the booleans ``running``, ``pending``, ``held``, ``error``, ``queue``
-    (cluster queue), ``queue_instance``, ``host``, ``slots`` (int), ``priority``,
-    ``start_time`` or ``submission_time`` and, for array jobs, ``tasks``.
-    """
+def _parse_jobs(text):
+    """``qstat -xml`` -> job dicts, through the one job model shared with the spawner (the Salt
+    utility module ``sgejobs``, ``_utils/sgejobs.py``)."""
+    parse = (globals().get("__utils__") or {}).get("sgejobs.parse_qstat_xml")
+    if parse is None:
+        raise CommandExecutionError(
+            "sge: the utility module sgejobs is not loaded (run saltutil.sync_utils, or list the "
+            "formula's _utils in utils_dirs)"
+        )
     try:
-        root = ET.fromstring(text)
+        return [job.as_dict() for job in parse(text, log)]
     except ET.ParseError as exc:
         raise CommandExecutionError(f"cannot parse qstat -xml output: {exc}") from exc
-    jobs = []
-    for job in root.iter("job_list"):
-
-        def field(tag, _job=job):
-            elem = _job.find(tag)
-            return (elem.text or "").strip() if elem is not None and elem.text else ""
-
-        state = field("state")
-        status, flags = _job_flags(state)
-        queue_instance = field("queue_name")
-        queue, _, host = queue_instance.partition("@")
-        entry = {
-            "job_id": field("JB_job_number"),
-            "name": field("JB_name"),
-            "owner": field("JB_owner"),
-            "state": state,
-            "status": status,
-            "queue": queue,
-            "queue_instance": queue_instance,
-            "host": host,
-            "slots": int(field("slots") or 0),
-            "priority": field("JAT_prio"),
-        }
-        entry.update(flags)
-        if field("JAT_start_time"):
-            entry["start_time"] = field("JAT_start_time")
-        if field("JB_submission_time"):
-            entry["submission_time"] = field("JB_submission_time")
-        if field("tasks"):
-            entry["tasks"] = field("tasks")
-        jobs.append(entry)
-    return jobs
 
 
 def jobs(user="*"):
@@ -1041,8 +992,10 @@ def jobs(user="*"):
     ``qstat`` only shows the caller's jobs), running jobs first. Each job is a dict with
     ``job_id``, ``name``, ``owner``, ``state`` (SGE's letters: ``r``, ``qw``, ``hqw``,
     ``Eqw``, ...), ``status`` (one word: ``running``, ``pending``, ``held``, ``error``,
-    ``suspended``, ``deleting``), the booleans ``running``, ``pending``, ``held``, ``error``,
-    ``suspended``, ``deleting``, ``queue`` (cluster queue), ``queue_instance``, ``host``,
+    ``suspended``, ``deleting`` or ``unknown``, from the table the spawner uses too,
+    ``sgejobs.STATUS_TABLE``), the booleans ``running``, ``pending`` (waiting, held or not),
+    ``held`` (a hold, also on a running job: ``hr``), ``error``, ``suspended``, ``deleting``,
+    ``queue`` (cluster queue), ``queue_instance``, ``host``,
     ``slots`` (int), ``priority``, ``start_time`` (running) or ``submission_time`` (pending)
     and, for array jobs, ``tasks`` (SGE's task range, e.g. ``2,3``).
 
@@ -1055,7 +1008,7 @@ def jobs(user="*"):
     """
     ret = _run("qstat", ["-xml", "-u", user])
     _check(ret, "qstat")
-    return _parse_qstat_xml(ret["stdout"])
+    return _parse_jobs(ret["stdout"])
 
 
 def user_jobs(user):

@@ -56,6 +56,7 @@ def loaders_for(tmp):
             "pillar_roots": {"base": [str(tmp / "pillar")]},
             "module_dirs": [str(REPO / "_modules")],
             "states_dirs": [str(REPO / "_states")],
+            "utils_dirs": [str(REPO / "_utils")],
             "conda_env.root": str(tmp / "conda"),
         }
     )

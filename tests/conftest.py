@@ -24,7 +24,7 @@ def session_markers_loader(salt_factories):
     """Let `requires_salt_modules` see the repository's own modules."""
     minion_id = "markers-loader"
     factory = salt_factories.salt_minion_daemon(
-        minion_id, overrides={"module_dirs": [str(REPO / "_modules")]}
+        minion_id, overrides={"module_dirs": [str(REPO / "_modules")], "utils_dirs": [str(REPO / "_utils")]}
     )
     return salt.loader.minion_mods(factory.config.copy())
 
@@ -40,6 +40,7 @@ def minion_config(salt_factories):
             "pillar_roots": {"base": [str(REPO / "pillar")]},
             "module_dirs": [str(REPO / "_modules")],
             "states_dirs": [str(REPO / "_states")],
+            "utils_dirs": [str(REPO / "_utils")],
             "fileserver_list_cache_time": 0,
             # masterless: the default profile, as conf/minion sets it
             "jupyterhub_default_profile": yaml.safe_load((REPO / "conf/minion").read_text())[

@@ -198,6 +198,7 @@ def test_apply_hub_and_cluster_env_then_update_script(loaders_for, tmp_path, cha
                 "pillar_roots": loaders.opts["pillar_roots"],
                 "module_dirs": [str(REPO / "_modules")],
                 "states_dirs": [str(REPO / "_states")],
+                "utils_dirs": [str(REPO / "_utils")],
                 "root_dir": str(tmp_path / "salt-root"),
                 "grains": {"jupyterhub_profile": "dev"},
             }

@@ -4,13 +4,13 @@ Debian 12 Grid Engine cell (tests/unit/files/sge)."""
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from tests.unit.test_sge_support import Recorded, recording
+from tests.unit.test_sge_support import SGEJOBS_UTILS, Recorded, recording
 from tests.unit.test_sge_support import sge_module as sge
 
 
 @pytest.fixture
 def configure_loader_modules():
-    return {sge: {"__opts__": {}, "__pillar__": {}, "__salt__": {}}}
+    return {sge: {"__opts__": {}, "__pillar__": {}, "__salt__": {}, "__utils__": dict(SGEJOBS_UTILS)}}
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Support for the Grid Engine unit tests (no tests here).
 
-Loads _modules/sge.py and _states/sge.py under unique names, and fakes cmd.run_all with outputs
+Loads _modules/sge.py, _states/sge.py and _utils/sgejobs.py under unique names, and fakes cmd.run_all with outputs
 recorded on a real Debian 12 cell (tests/unit/files/sge: one JSON file per call with the command,
 the user it ran as, retcode, stdout and stderr)."""
 
@@ -26,6 +26,9 @@ def load(name, path):
 
 sge_module = load("sge_module", REPO / "_modules/sge.py")
 sge_state = load("sge_state", REPO / "_states/sge.py")
+sgejobs = load("sgejobs_util", REPO / "_utils/sgejobs.py")
+# what the loader's __utils__ gives the sge module
+SGEJOBS_UTILS = {f"sgejobs.{name}": getattr(sgejobs, name) for name in ("parse_qstat_xml", "classify", "by_id")}
 
 
 def recording(name):

@@ -20,11 +20,11 @@ import yaml
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "salt/jupyterhub/files/sgespawner"))
-from sgespawner import gridengine, options, tokenfile  # noqa: E402
+from sgespawner import gridengine, jobs, options, tokenfile  # noqa: E402
 
 # one namespace for the plain API, as the tests call it
 sg = types.SimpleNamespace(**{
-    name: getattr(module, name) for module in (options, tokenfile, gridengine)
+    name: getattr(module, name) for module in (options, tokenfile, jobs, gridengine)
     for name in dir(module) if not name.startswith("__")
 })
 
@@ -338,14 +338,16 @@ def test_secret_env_file_is_never_written_through_an_existing_file_or_link(tmp_p
 # -------------------------------------------------------------------------- Grid Engine
 
 def test_qstat_xml_of_all_users():
+    """The poller's view: {job id: its first record} (the model itself: tests/unit/test_sgejobs.py)."""
     jobs = sg.parse_qstat_xml(recorded("qstat_xml_all")[1])
-    assert jobs["1"] == sg.Job("1", "r", "alice", "jhtb-q", "sleeper") and jobs["1"].running
-    assert jobs["5"].state == "qw" and not jobs["5"].running and not jobs["5"].failed
-    assert jobs["4"].failed and not jobs["4"].running
+    assert jobs["1"][:5] == ("1", "r", "alice", "jhtb-q", "sleeper") and jobs["1"].started
+    assert jobs["5"].state == "qw" and not jobs["5"].started and not jobs["5"].failed
+    assert jobs["4"].failed and not jobs["4"].started
     assert jobs["3"].state == "hqw"
-    assert jobs["6"].running  # array job listed twice: its first (running) line counts
+    assert jobs["6"].started  # array job listed twice: its first (running) line counts
     assert sg.parse_qstat_xml(recorded("qstat_xml_all_empty")[1]) == {}
-    assert sg.Job("7", "dr", "bob", "h").gone and not sg.Job("7", "dr", "bob", "h").running
+    assert sg.Job("7", "dr", "bob", "h").gone and not sg.Job("7", "dr", "bob", "h").started
+    assert sg.Job("8", "s", "bob", "h").started  # suspended: the session is kept
 
 
 def _qstat_doc(*records):
@@ -368,20 +370,20 @@ def _record(job_id, name, owner="bob", state="r"):
 def test_another_users_job_name_cannot_blind_the_poller(name):
     text = _qstat_doc(_record("1", "jupyterhub-0123456789", "alice"), _record("2", name, "mallory"))
     jobs = sg.parse_qstat_xml(text)
-    assert jobs["1"] == sg.Job("1", "r", "alice", "node1", "jupyterhub-0123456789") and jobs["1"].running
+    assert jobs["1"][:5] == ("1", "r", "alice", "node1", "jupyterhub-0123456789") and jobs["1"].started
     assert jobs["2"].owner == "mallory"
 
 
 def test_an_unreadable_record_is_skipped_and_the_rest_is_kept(caplog):
     broken = "    <job_list state=\"running\"><JB_job_number>2</JB_job_number><JB_name>a<b</JB_name></job_list>\n"
     jobs = sg.parse_qstat_xml(_qstat_doc(_record("1", "mine", "alice"), broken, _record("3", "other")))
-    assert sorted(jobs) == ["1", "3"] and jobs["1"].running
+    assert sorted(jobs) == ["1", "3"] and jobs["1"].started
     assert "skipped a job record that cannot be read" in caplog.text
 
 
 def test_a_job_number_listed_twice_keeps_its_first_record():
     jobs = sg.parse_qstat_xml(_qstat_doc(_record("1", "mine", "alice"), _record("1", "fake", "mallory", "dr")))
-    assert jobs["1"].owner == "alice" and jobs["1"].running
+    assert jobs["1"].owner == "alice" and jobs["1"].started
 
 
 def test_a_document_cut_off_is_not_trusted():
@@ -517,7 +519,7 @@ def test_poller_one_qstat_per_round_whatever_the_number_of_sessions():
             poller.watch[str(i)] = lambda i=i: gone.append(str(i))
         await poller.next_update()
         statuses = [poller.status(str(i)) for i in range(1, 11)]
-        assert all(s.running and s.host == "node1" for s in statuses)
+        assert all(s.started and s.host == "node1" for s in statuses)
         for _ in range(5):
             await poller.next_update()
         assert len(fake.calls) == poller.qstat_calls == poller.generation  # one call per round
@@ -631,7 +633,7 @@ def test_next_update_waits_for_a_qstat_begun_after_it():
             poller._task.cancel()
 
     job = asyncio.run(scenario())
-    assert job is not None and job.running
+    assert job is not None and job.started
 
 
 def test_poller_failing_qstat_means_unknown_never_gone():
@@ -641,13 +643,13 @@ def test_poller_failing_qstat_means_unknown_never_gone():
         fired = []
         poller.watch["1"] = lambda: fired.append(1)
         await poller.ready()
-        assert poller.status("1").running
+        assert poller.status("1").started
         state["fail"] = True
         await poller.next_update()
         assert poller.status("1") is sg.UNKNOWN and poller.status("2") is sg.UNKNOWN and not fired
         del state["fail"]
         await poller.next_update()
-        assert poller.status("1").running and not fired
+        assert poller.status("1").started and not fired
         poller._task.cancel()
 
     asyncio.run(scenario())
@@ -733,7 +735,7 @@ def test_a_job_number_of_someone_else_is_not_followed():
     async def scenario():
         poller = sg.JobPoller(sg.Cluster(SGE, FakeRun(qstat_answer({"5": ("r", "n")}))), interval=5, min_gap=0)
         await poller.ready()
-        assert poller.status("5", "u").running  # the fake lists owner "u"
+        assert poller.status("5", "u").started  # the fake lists owner "u"
         assert poller.status("5", "alice") is None  # e.g. a job id from a stale or forged state
         poller._task.cancel()
 

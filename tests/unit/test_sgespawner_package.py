@@ -50,7 +50,11 @@ def test_installs_offline_with_the_entry_point(source, tmp_path):
         target)
     assert result.stdout.split() == ["sgespawner.spawner:SGESpawner", "2.0.0"], result.stderr
     modules = sorted(p.name for p in (target / "sgespawner").glob("*.py"))
-    assert modules == ["__init__.py", "api.py", "gridengine.py", "options.py", "spawner.py", "tokenfile.py"]
+    assert modules == ["__init__.py", "api.py", "gridengine.py", "jobs.py", "options.py", "spawner.py", "tokenfile.py"]
+    # jobs.py is the Salt module's job model (_utils/sgejobs.py), installed as a file of its own
+    installed_jobs = target / "sgespawner/jobs.py"
+    assert not installed_jobs.is_symlink()
+    assert installed_jobs.read_bytes() == (REPO / "_utils/sgejobs.py").read_bytes()
     assert installed(source, target)
     assert not list(source.rglob("__pycache__")) and not (source / "build").exists()  # source left as it was
 

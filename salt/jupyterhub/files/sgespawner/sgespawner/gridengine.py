@@ -6,79 +6,24 @@ import asyncio
 import fnmatch
 import logging
 import os
-import re
 import time
 import xml.etree.ElementTree as ET
 from typing import NamedTuple
 
+from . import jobs as sgejobs
+from .jobs import by_id
 from .options import QCONF_LISTS, seconds
 
 UNKNOWN = "unknown"  # JobPoller.status() when Grid Engine did not answer
 log = logging.getLogger("JupyterHub.sgespawner")  # the hub's log handler and format
 
 
-class Job(NamedTuple):
-    id: str
-    state: str  # qw, hqw, Eqw, r, t, Rr, s, dr, ...
-    owner: str
-    host: str  # execution host ('' while pending)
-    name: str = ""  # job name (qsub -N)
-
-    @property
-    def gone(self):
-        return "d" in self.state  # being deleted: as good as gone
-
-    @property
-    def failed(self):
-        return "E" in self.state
-
-    @property
-    def running(self):  # r, t, Rr, s, S, T ...; every waiting state has a q (qw, hqw, Rq, Eqw)
-        return bool(self.state) and not (self.gone or self.failed or "q" in self.state)
-
-
-# characters XML 1.0 forbids (SGE writes job names as they are: a control character in another
-# user's job name would make the whole document unreadable)
-_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_JOB_RECORD = re.compile(r"<job_list\b.*?</job_list>", re.S)
-
-
-def _job_records(text):
-    """The job_list elements of a ``qstat -xml`` document, read defensively (see parse_qstat_xml)."""
-    text = _XML_FORBIDDEN.sub("?", text)
-    try:
-        return list(ET.fromstring(text).iter("job_list"))
-    except ET.ParseError:
-        if not text.rstrip().endswith("</job_info>"):
-            raise  # not a complete document (e.g. cut off): nothing in it can be trusted
-    records = []
-    for chunk in _JOB_RECORD.findall(text):
-        try:
-            records.append(ET.fromstring(chunk))
-        except ET.ParseError as exc:
-            log.warning("qstat: skipped a job record that cannot be read (%s): %.200r", exc, chunk)
-    return records
-
-
 def parse_qstat_xml(text):
-    """``qstat -xml -u '*'`` -> {job id: Job}.
-
-    What other users control (job names, paths, projects) is never trusted to be well-formed:
-    characters XML forbids are replaced, a record that still cannot be read is skipped and logged,
-    and a job number that appears twice keeps its first record. One user's job cannot make every
-    session "unknown". A document that is cut off raises ``ET.ParseError``.
-    """
-    jobs = {}
-    for item in _job_records(text):
-        job_id = (item.findtext("JB_job_number") or "").strip()
-        if not job_id.isdigit():
-            log.warning("qstat: skipped a job record without a job number")
-            continue
-        queue = item.findtext("queue_name") or ""
-        jobs.setdefault(job_id, Job(job_id, (item.findtext("state") or "").strip(),
-                                    (item.findtext("JB_owner") or "").strip(),
-                                    queue.partition("@")[2].strip(), item.findtext("JB_name") or ""))
-    return jobs
+    """``qstat -xml -u '*'`` -> {job id: Job}, read with the one job model shared with the Salt
+    module ``sge`` (``jobs``: forbidden characters replaced, unreadable records skipped and
+    logged); a job number that appears twice keeps its first record. One user's job cannot make
+    every session "unknown". A document that is cut off raises ``ET.ParseError``."""
+    return by_id(sgejobs.parse_qstat_xml(text, log))
 
 
 def parse_qstat_j(text):
@@ -138,7 +83,7 @@ def parse_queue_instances(text):
     consumable (``complex_values slots=N``, reported as ``hc:slots``, what is left on the host)
     caps the queue's own slot count."""
     instances = []
-    for item in ET.fromstring(_XML_FORBIDDEN.sub("?", text)).iter("Queue-List"):
+    for item in ET.fromstring(sgejobs.clean_xml(text)).iter("Queue-List"):
         queue = (item.findtext("name") or "").partition("@")[0]
         used, resv, total = _int(item, "slots_used"), _int(item, "slots_resv"), _int(item, "slots_total")
         free = max(0, total - used - resv)
@@ -155,7 +100,7 @@ def parse_queue_instances(text):
 def parse_pending(text):
     """The pending jobs of ``qstat -xml -u '*' -r``: [(requested queues, requested PE)]."""
     pending = []
-    for item in _job_records(text):
+    for item in sgejobs.job_records(text, log):
         if item.get("state") != "pending":
             continue
         queues = [q.text.partition("@")[0] for q in item.findall("hard_req_queue") if q.text]
@@ -390,7 +335,7 @@ class JobPoller:
         wanted = [
             job_id for job_id in sorted(self.starting)
             if job_id in self.jobs and (self.jobs[job_id].failed or (
-                not self.jobs[job_id].running and now - self._detail_at.get(job_id, 0) >= self.interval))
+                not self.jobs[job_id].started and now - self._detail_at.get(job_id, 0) >= self.interval))
         ]
         if wanted:
             self.qstat_calls += 1

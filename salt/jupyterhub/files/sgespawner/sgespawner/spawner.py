@@ -25,7 +25,8 @@ from jupyterhub.spawner import SpawnException
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
 from . import api, options
-from .gridengine import UNKNOWN, Cluster, Job, JobPoller
+from .gridengine import UNKNOWN, Cluster, JobPoller
+from .jobs import STARTED, classify
 from .options import (
     UI_URLS,
     Refused,
@@ -254,14 +255,14 @@ class SGESpawner(GridengineSpawner):
             return JobStatus.NOTFOUND
         self.job_status = f"{job.state} {job.host}".strip()
         # a job in error state still sits in the queue: stop() deletes it
-        return JobStatus.RUNNING if job.running else JobStatus.PENDING
+        return JobStatus.RUNNING if job.started else JobStatus.PENDING
 
     def state_ispending(self):
         return bool(self.job_status) and not self.state_isrunning()
 
     def state_isrunning(self):
         state, _, host = self.job_status.partition(" ")
-        return Job(self.job_id, state, "", host).running
+        return classify(state) in STARTED
 
     def state_gethost(self):
         return self.job_status.partition(" ")[2]
@@ -391,7 +392,7 @@ class SGESpawner(GridengineSpawner):
                 elif job.failed:
                     reason = poller.reasons.get(job_id) or f"see qstat -j {job_id}"
                     raise spawn_error(f"Job {job_id} is in error state ({job.state}): {reason}", "job_error")
-                elif not job.running:
+                elif not job.started:
                     reason = poller.reasons.get(job_id, "")
                     message = f"Job {job_id} is queued ({job.state})" + (f": {reason}" if reason else "")
                     progress = 30
@@ -436,7 +437,7 @@ class SGESpawner(GridengineSpawner):
                 raise ValueError("the port is only accepted once, while the server starts")
             self.port = port
             job = self.poller.status(self.job_id, self.user.name)
-            if job is None or job is UNKNOWN or not job.running:
+            if job is None or job is UNKNOWN or not job.started:
                 self.poller.kick()  # it runs (it reported): a fresh look, not the next poll's
         if "exit_status" in data:
             status, output = data["exit_status"], data.get("output", "")
