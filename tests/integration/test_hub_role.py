@@ -364,7 +364,7 @@ def test_masterless_run_keeps_salt_state_inside_the_checkout(hub):
 def test_clean_removes_the_role_and_keeps_the_database(hub, test_network):
     """Last in this module: jupyterhub.clean leaves the host without the role's units, site and
     sudo rules; the database and the users' homes stay. Then the role applies again from there,
-    one SLS at a time (each SLS applies on its own)."""
+    one SLS at a time (each SLS applies on its own), and a full apply after them changes nothing."""
     result = hub.state_apply("jupyterhub.clean", pillar=dev_pillar(test_network))
     assert result.ok, str(result)
     gone = ["/etc/systemd/system/jupyterhub.service", "/etc/systemd/system/jupyterhub-proxy.service",
@@ -378,7 +378,35 @@ def test_clean_removes_the_role_and_keeps_the_database(hub, test_network):
     assert hub.run(["test", "-d", "/home/alice"], check=False).returncode == 0
     again = hub.state_apply("jupyterhub.clean", pillar=dev_pillar(test_network))
     assert again.ok and again.changed() == {}, str(again)
-    for sls in ("jupyterhub.sudo", "jupyterhub.nginx", "jupyterhub.service"):
+    # every SLS of the role alone, each while what it makes is still missing (those that include
+    # others come after them); each must apply, and together they must be the role: a full apply
+    # afterwards changes nothing
+    for sls in STANDALONE_ORDER:
         alone = hub.state_apply(sls, pillar=dev_pillar(test_network))
         assert alone.ok, f"{sls}: {alone}"
-    assert hub.run(["systemctl", "is-active", "jupyterhub", "nginx"]).stdout.split() == ["active", "active"]
+        assert alone.changed() or sls in KEPT_BY_CLEAN, f"{sls} applied alone after clean changed nothing: {alone}"
+    assert hub.run(["systemctl", "is-active", "jupyterhub", "jupyterhub-proxy", "nginx"]).stdout.split() == \
+        ["active"] * 3
+    role = hub.state_apply("jupyterhub", pillar=dev_pillar(test_network))
+    assert role.ok and role.changed() == {}, str(role)
+
+
+# the hub role's SLS (salt/jupyterhub/init.sls) in an order in which each finds its own concern
+# missing after jupyterhub.clean (which keeps packages, accounts, the journal setting)
+STANDALONE_ORDER = (
+    "jupyterhub.packages", "jupyterhub.sge.client", "jupyterhub.user", "jupyterhub.journald",
+    "jupyterhub.access", "jupyterhub.dirs", "jupyterhub.sudo", "jupyterhub.tls", "jupyterhub.database",
+    "jupyterhub.env", "jupyterhub.update_timer", "jupyterhub.config", "jupyterhub.service",
+    "jupyterhub.nginx",
+)
+# what clean leaves in place (packages, accounts, the group, the journal setting) and SQLite, which
+# needs nothing made: these SLS may find nothing to do
+KEPT_BY_CLEAN = ("jupyterhub.packages", "jupyterhub.sge.client", "jupyterhub.user", "jupyterhub.journald",
+                 "jupyterhub.access", "jupyterhub.database")
+
+
+def test_the_standalone_order_is_the_whole_role(repo):
+    """STANDALONE_ORDER lists exactly the SLS the role includes (a new SLS gets applied alone too)."""
+    init = (repo / "salt/jupyterhub/init.sls").read_text()
+    included = set(re.findall(r"^  - (jupyterhub[.\w]*)$", init, re.M))
+    assert included == set(STANDALONE_ORDER)
