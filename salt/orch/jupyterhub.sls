@@ -26,6 +26,11 @@
 {%-   endif %}
 {%- endfor %}
 {%- set involved = by_role.values() | sum(start=[]) | unique | list | sort %}
+{#- How long each step waits for a minion before asking whether it still runs the job (Salt's
+    find_job): with the master's default (5 s, then gather_job_timeout 10 s) a minion slowed by
+    load, e.g. while another host boots, was dropped as "did not return" from a 4-s sync. A minion
+    that answers sooner returns sooner. #}
+{%- set answer_within = 120 %}
 # Bring a JupyterHub site up in order (salt-run state.orchestrate orch.jupyterhub). Each step
 # stops the run when it fails (failhard): custom modules synced, every host's pillar valid, the
 # Grid Engine cell (demo cells), the worker env on the shared filesystem, the hubs, the hubs as
@@ -43,6 +48,7 @@ jupyterhub-custom-modules-synced:
     - tgt: {{ involved | join(",") }}
     - tgt_type: list
     - sls: jupyterhub.sync
+    - timeout: {{ answer_within }}
     - failhard: true
 
 jupyterhub-pillar-valid-everywhere:
@@ -50,6 +56,7 @@ jupyterhub-pillar-valid-everywhere:
     - tgt: {{ involved | join(",") }}
     - tgt_type: list
     - sls: jupyterhub.validate
+    - timeout: {{ answer_within }}
     - failhard: true
 {%- for role, sls in [("sge-cell", "jupyterhub.sge.cell"), ("cluster-env", "jupyterhub.cluster_env"),
                       ("jupyterhub-hub", "jupyterhub")] if by_role[role] %}
@@ -59,6 +66,7 @@ jupyterhub-role-{{ role }}-applied:
     - tgt: {{ by_role[role] | join(",") }}
     - tgt_type: list
     - sls: {{ sls }}
+    - timeout: {{ answer_within }}
     - failhard: true
 {%- endfor %}
 {%- if by_role["sge-admin"] %}
@@ -70,6 +78,7 @@ jupyterhub-hubs-are-the-submit-hosts:
     - sls: jupyterhub.sge.submit_hosts
     - pillar:
         jupyterhub_hubs: {{ hub_names | sort | json }}
+    - timeout: {{ answer_within }}
     - failhard: true
 {%- endif %}
 {%- if by_role["jupyterhub-hub"] %}
@@ -79,6 +88,7 @@ jupyterhub-hubs-healthy:
     - tgt: {{ by_role["jupyterhub-hub"] | join(",") }}
     - tgt_type: list
     - sls: jupyterhub.health
+    - timeout: {{ answer_within }}
     - failhard: true
 {%- endif %}
 {%- endif %}
