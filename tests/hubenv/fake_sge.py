@@ -3,7 +3,8 @@
 spawner in the hub's env without a cluster. Called through symlinks named qsub, qstat, qdel, qconf, sudo.
 
 State lives in $SGE_ROOT (the tests point settings sge:root there): jobs/<id>.json per job, the
-job's script, calls.log (one line per command: how many qstat calls the hub made). Flag files
+job's script, calls.log (one line per command: how many qstat calls the hub made; a
+`qsub -w p|v` check adds a `qsub-check` line with its -now/-w options). Flag files
 in $SGE_ROOT change behaviour: `reject` (qsub -now refused), `eqw` (the job goes into error state),
 `unfit` (`qsub -w p|v` finds no queue), `slots` (the queue's slots, default 4).
 Jobs run at once as local processes (state r, host 127.0.0.1) with a minimal environment, like
@@ -61,6 +62,7 @@ def qsub(args):
         handle.write(job_id)
     verify = next((o[1] for o in options if o[0] == "-w"), None)
     if verify in ("p", "v"):  # only check the request, as Grid Engine does: no job
+        log("qsub-check", *(" ".join(o) for o in options if o[0] in ("-now", "-w")))
         if (ROOT / "unfit").exists():
             print(f'Unable to run job: Job {job_id} (-l h_vmem=100G) cannot run at host "127.0.0.1" '
                   'because it offers only hc:h_vmem=4.000G', file=sys.stderr)

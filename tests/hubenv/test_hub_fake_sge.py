@@ -223,6 +223,8 @@ def test_a_request_grid_engine_cannot_start_is_refused_on_the_form_with_its_reas
     assert 'name="slots"' in page  # the form again, with the reason
     assert hub.jobs() == [] and hub.server("root") is None
     [verify] = [c for c in hub.calls("qsub")]  # the check, and no submit
+    # checked without -now yes (which makes qsub wait for the scheduler's beat), as -w p
+    assert hub.calls("qsub-check") == ["qsub-check -now no -w p"]
     (hub.sge / "unfit").unlink()
     status, headers, _ = browser.request("POST", "/hub/spawn", form)
     assert status == 302, headers
