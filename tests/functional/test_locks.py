@@ -22,6 +22,7 @@ LOCKS = [
     "requirements/hubenv-tests.lock",
     "requirements/browser-tests.lock",
     "salt/jupyterhub/files/hub-requirements.lock",
+    "salt/jupyterhub/files/hub-installer.lock",
 ]
 
 

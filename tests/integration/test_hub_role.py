@@ -300,6 +300,33 @@ def test_env_update_timer_only_reports_by_default(hub):
     assert hub.read_file("/opt/jupyterhub/venv/requirements.lock") == lock
 
 
+def test_the_env_installs_only_files_whose_hashes_the_lock_lists(hub, test_network):
+    """The role's own install command (uv, --require-hashes) refuses a package whose file does not
+    have a hash of the lock and installs nothing; applying jupyterhub.env puts back what is missing."""
+    env = "/opt/jupyterhub/venv"
+    states = hub.salt_call("state.show_sls", "jupyterhub.env", pillar=dev_pillar(test_network), check=True).data
+    command = next(arg["name"] for arg in states["jupyterhub-python-env"]["cmd"] if "name" in arg)
+    assert "--require-hashes" in command and f"{env}/requirements.lock" in command
+    lines = hub.read_file(f"{env}/requirements.lock").splitlines()
+    pin = next(n for n, line in enumerate(lines) if line.startswith("webencodings=="))
+    for n in range(pin + 1, len(lines)):
+        if not lines[n].startswith(" "):
+            break
+        lines[n] = re.sub(r"[0-9a-f]{64}", "0" * 64, lines[n])
+    hub.put_file("/root/tampered.lock", "\n".join(lines) + "\n", mode=0o600)
+    hub.run([f"{env}/bin/python", "-m", "pip", "uninstall", "--yes", "--quiet", "webencodings"])
+
+    refused = hub.run(["sh", "-c", command.replace(f"{env}/requirements.lock", "/root/tampered.lock")],
+                      check=False)
+    assert refused.returncode != 0 and "hash" in refused.stderr.lower(), refused.stderr
+    assert hub.run([f"{env}/bin/python", "-c", "import webencodings"], check=False).returncode != 0
+
+    healed = hub.state_apply("jupyterhub.env", pillar=dev_pillar(test_network))
+    assert healed.ok and "jupyterhub-python-env" in healed.changed(), str(healed)
+    hub.run([f"{env}/bin/python", "-c", "import webencodings"])
+    hub.run([f"{env}/bin/python", f"{env}/check-lock.py", f"{env}/requirements.lock"])
+
+
 def test_env_update_timer_refuses_a_checkout_others_can_write(hub):
     """A group-writable directory in the checkout: the root timer runs nothing and says why."""
     hub.run(["chmod", "g+w", "/srv/formula/_modules"])
