@@ -13,6 +13,10 @@ the next run with the same prefix, which cleans up what a killed run left behind
 - base rootfs     /var/cache/jhsalt-tests/debootstrap-bookworm      (debootstrap, never modified)
 - template        /var/cache/jhsalt-tests/template-<key>            (read-only lower dir of overlays)
 - per host        /var/tmp/jhsalt-tests/<prefix>/<name>/{upper,work,root,console.log}
+- downloads       /var/cache/jhsalt-tests/uv-cache, every host's /root/.cache/uv (TestNetwork.uv_cache):
+                  the hub env's wheels are downloaded once per machine, not once per host (uv still
+                  checks every file against the lock's hashes and installs it); None: each host
+                  downloads for itself, as a fresh host does (bench/run.py's apply.first)
 - cgroups         /sys/fs/cgroup/{systemd,unified}/jhsalt/<prefix>/<name>
 - network         bridge br-<prefix>, nft table ip jhsalt_<prefix> (NAT), net.ipv4.ip_forward
 - bookkeeping     /run/jhsalt-tests/ (prefix locks, who needs ip_forward and its original value)
@@ -425,13 +429,14 @@ class Host:
         self._write_identity()
         for d in self.cgroups:
             d.mkdir(parents=True, exist_ok=True)
-        for src, _ in self.binds:
+        for src in [src for src, _ in self.binds] + ([self.network.uv_cache] if self.network.uv_cache else []):
             src.mkdir(parents=True, exist_ok=True)
         argv = ["systemd-nspawn", "-q", "--boot", "--register=no", "--keep-unit", f"--machine={self.machine}",
                 f"--hostname={self.name}", "-D", self.root, f"--network-bridge={self.network.bridge}",
                 "--resolv-conf=copy-host", "--link-journal=no",
                 *([f"--network-veth-extra={self.public_veth}:pub0"] if self.shape == "two-nics" else []),
-                *[f"--bind={src}:{dst}" for src, dst in self.binds]]
+                *[f"--bind={src}:{dst}" for src, dst in self.binds],
+                *([f"--bind={self.network.uv_cache}:/root/.cache/uv"] if self.network.uv_cache else [])]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True,
@@ -612,6 +617,7 @@ class TestNetwork:
         self._lock = None
         self._closing = False
         self._last_octet = 9  # hosts get .10, .11, ...
+        self.uv_cache = CACHE / "uv-cache"  # shared by the hosts (see the top of this file); None: not
 
     def __repr__(self):
         return f"<TestNetwork {self.bridge} {self.subnet}.0/24 hosts={list(self.hosts)}>"
