@@ -23,8 +23,10 @@ Figures (seconds unless named; written to bench/results/<date>-<label>.json):
   1 s resolution);
 - ``burst.N.p50``/``p95`` (request to ready of each of N users pressing Start at once),
   ``burst.N.all_ready``, ``burst.N.wall`` and ``burst.N.floor`` (N bare servers started as jobs at
-  once on the same cell), ``burst.N.ratio`` = wall / floor; ``burst_postgresql.N.*`` the same with
-  ``database:backend: postgresql``;
+  once on the same cell; ``burst.N.floor_p50`` their median start), ``burst.N.ratio`` = wall / floor;
+  with ``--repeat K`` the burst and its floor run K times, alternating, and each figure is the median
+  (``raw.burst.N.runs``: every run; all_ready: the worst); ``burst_postgresql.N.*`` the same with
+  ``database:backend: postgresql`` (once, against the median floor);
 - ``hub.rss_mb``, ``hub.cpu_s_per_min`` (the hub process with N idle servers, one minute),
   ``proxy.rss_mb``, ``server.rss_mb`` (one idle server's job: its processes' RSS);
 - ``conda.noop``: a no-op ``conda_env.present`` of a 300-package env with its lock
@@ -108,7 +110,8 @@ def one(port):
 started = time.monotonic()
 with concurrent.futures.ThreadPoolExecutor(len(ports)) as pool:
     done = list(pool.map(one, ports))
-print(json.dumps({"wall": max(t for _, t in done) - started, "jobs": [j for j, _ in done]}))
+print(json.dumps({"wall": max(t for _, t in done) - started, "jobs": [j for j, _ in done],
+                  "ready": sorted(round(t - started, 3) for _, t in done)}))
 """
 
 
@@ -157,7 +160,9 @@ class Bench:
     def boot(self):
         prefix = os.environ.get("JHSALT_TEST_PREFIX", "jhb")
         subnet = os.environ.get("JHSALT_TEST_SUBNET", "10.250.0")
-        self.net = hosts.TestNetwork(prefix, subnet).start()
+        self.net = hosts.TestNetwork(prefix, subnet)
+        self.net.uv_cache = None  # apply.first downloads the hub env as a fresh host does
+        self.net.start()
         log("booting the bench host")
         self.host = self.net.add_host("bench", hosts.ensure_template(), shape="loopback")
         host = self.host
@@ -404,8 +409,11 @@ class Bench:
         self.host.run(["qdel", *floor["jobs"]], user=self.users[-1], check=False)
         self.wait_empty_queue(timeout=300)
         self.results[f"{key}.{n}.floor"] = round(floor["wall"], 2)
+        self.results[f"{key}.{n}.floor_p50"] = percentile(floor["ready"], 0.5)
+        self.raw[f"{key}.{n}.floor_ready"] = floor["ready"]
         self.results[f"{key}.{n}.ratio"] = round(self.results[f"{key}.{n}.wall"] / floor["wall"], 2)
-        log(f"{key} {n}: floor {floor['wall']:.1f} s, ratio {self.results[f'{key}.{n}.ratio']}")
+        log(f"{key} {n}: floor {floor['wall']:.1f} s (p50 {self.results[f'{key}.{n}.floor_p50']}), "
+            f"ratio {self.results[f'{key}.{n}.ratio']}")
 
     def hub_cost(self, n):
         pid = self.host.run(["systemctl", "show", "-p", "MainPID", "--value", "jupyterhub"]).stdout.strip()
@@ -457,12 +465,25 @@ class Bench:
                 self.wait_gone(user)
                 self.wait_empty_queue()
             for n in sizes if "burst" in only else ():
-                users = self.burst(n)
-                self.qstat_per_min(n)
-                if n == max(sizes):
-                    self.hub_cost(n)
-                self.stop_all(users)
-                self.burst_floor(n)
+                runs = []
+                for run in range(self.args.repeat):  # hub burst, then its floor, alternating
+                    users = self.burst(n)
+                    if run == 0:
+                        self.qstat_per_min(n)
+                        if n == max(sizes):
+                            self.hub_cost(n)
+                    self.stop_all(users)
+                    self.burst_floor(n)
+                    runs.append({key.split(".", 2)[2]: value for key, value in self.results.items()
+                                 if key.startswith(f"burst.{n}.")})
+                    runs[-1]["timeline"] = self.raw[f"burst.{n}.timeline"]
+                if len(runs) > 1:  # each figure's median over the runs; all_ready: the worst run
+                    self.raw[f"burst.{n}.runs"] = runs
+                    for key in ("wall", "p50", "p95", "floor", "floor_p50", "ratio"):
+                        self.results[f"burst.{n}.{key}"] = median([r[key] for r in runs if r[key] is not None])
+                    self.results[f"burst.{n}.all_ready"] = min(r["all_ready"] for r in runs)
+                    log(f"burst {n}, median of {len(runs)} runs: ratio {self.results[f'burst.{n}.ratio']} "
+                        f"(runs: {', '.join(str(r['ratio']) for r in runs)})")
             if not self.args.quick and "postgresql" in only:
                 log("database: PostgreSQL")
                 switched = self.host.state_apply(pillar=self.pillar("postgresql"))
@@ -500,6 +521,8 @@ def main():
     parser.add_argument("--label", default=None, help="results file name: <date>-<label>.json")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     parser.add_argument("--keep", action="store_true", help="leave the host running (debugging)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each burst and its floor this many times, alternating; figures are medians")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}")
     parser.add_argument("--sizes", default=None, help="burst sizes, e.g. 20,50 (default 10,20,50; --quick 20)")
     args = parser.parse_args()
