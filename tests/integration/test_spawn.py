@@ -4,8 +4,9 @@ also the worker env) and the token directory like a cluster filesystem. Driven t
 would: HTTPS through nginx, the login form, the spawn form, the single-user server, a kernel over its
 websocket. Tests run in order and build on each other (module-scoped hosts).
 
-Numbers (spawn latency and its floors, qstat calls per minute, detection times) are printed with
-pytest -s and written as JSON to $JHSALT_SPAWN_BENCH when set (bench/spawn.py does both).
+Numbers (qstat calls per minute, detection times; with $JHSALT_SPAWN_BENCH set also spawn latency
+and its floors, test_latency_numbers, which asserts nothing and is skipped otherwise) are printed
+with pytest -s and written as JSON to $JHSALT_SPAWN_BENCH when set (bench/spawn.py does both).
 """
 
 import asyncio
@@ -532,7 +533,9 @@ def phases(hub, user, since):
     return {name: round(t - start, 2) for name, t in times.items()}
 
 
-def test_latency_and_scheduler_load(hub, qmaster):
+@pytest.mark.skipif(not os.environ.get("JHSALT_SPAWN_BENCH"),
+                    reason="numbers only, no assert: bench/spawn.py runs it (bench/run.py has the spawn figures)")
+def test_latency_numbers(hub, qmaster):
     u6 = Browser(hub, "u6")
     latencies, breakdown = [], []
     for _ in range(5):
@@ -551,6 +554,9 @@ def test_latency_and_scheduler_load(hub, qmaster):
         statistics.median(f[1] for f in floors_qsub), 2)
     NUMBERS["floor: server start on its own, median of 5 (s)"] = round(statistics.median(floors_server), 2)
 
+
+def test_scheduler_load_does_not_grow_with_users(hub, qmaster):
+    """One shared qstat per poll interval, whether 1 or 10 servers run."""
     wait_for(lambda: not qmaster.run(["qstat", "-u", "*"]).stdout, timeout=120, interval=1, what="an empty queue")
     time.sleep(3)  # the slots of a job that ended are free again only after up to ~3 s
     users = [Browser(hub, u) for u in ("u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9", "u10")]
