@@ -166,6 +166,7 @@ class Bench:
         log("booting the bench host")
         self.host = self.net.add_host("bench", hosts.ensure_template(), shape="loopback")
         host = self.host
+        host.run(["rm", "-f", hosts.UNSAFE_IO])  # dpkg syncs its files as on a real host (apply.first)
         host.put_file("/usr/local/bin/qstat-counting", QSTAT_COUNTING, mode=0o755)
         lines = "".join(f"{u}:{u}-pw-bench\n" for u in self.users)
         host.run("for u in " + " ".join(self.users) + "; do useradd --create-home --shell /bin/bash $u; done")

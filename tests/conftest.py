@@ -49,3 +49,33 @@ def minion_config(salt_factories):
         },
     )
     return factory.config.copy()
+
+
+# Parallel runs (bin/test: pytest-xdist, --dist loadfile --no-loadscope-reorder). A worker takes
+# whole modules, so a module's hosts live in one worker, in the order the workers collected them:
+# the integration modules first, longest first (seconds they took in CI on this 2-core machine; a
+# module not listed counts as 0), then the unit and functional tests fill in at the end.
+MODULE_SECONDS = {
+    "integration/test_master.py": 900,
+    "integration/test_spawn.py": 600,
+    "integration/test_hub_role.py": 420,
+    "integration/test_demo.py": 300,
+    "integration/test_admin_guide.py": 250,
+    "integration/test_sge_cell.py": 250,
+    "integration/test_browser.py": 200,
+    "integration/test_trust_boundaries.py": 200,
+    "integration/test_harness.py": 60,
+}
+
+
+class _LongestModulesFirst:
+    @pytest.hookimpl(trylast=True)  # after pytest's own ordering by parametrized fixtures
+    def pytest_collection_modifyitems(self, items):
+        def seconds(item):
+            return MODULE_SECONDS.get(pathlib.Path(item.path).relative_to(REPO / "tests").as_posix(), 0)
+        items.sort(key=lambda item: -seconds(item))  # stable: the order within a module is kept
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker
+        config.pluginmanager.register(_LongestModulesFirst(), "jhsalt-longest-modules-first")

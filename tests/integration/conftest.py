@@ -7,7 +7,9 @@
         assert hub.state_apply("jupyterhub", pillar={...}).ok
 
 Environment: JHSALT_TEST_PREFIX (container/bridge/nft names, default "jht") and JHSALT_TEST_SUBNET
-(first three octets of the bridge's /24, default "10.251.0") keep concurrent runs apart.
+(first three octets of the bridge's /24, default "10.251.0") keep concurrent runs apart. Parallel
+pytest-xdist workers (bin/test) each get their own: worker gwN uses prefix <prefix><N> and subnet
+<a>.<b>.<c+1+N>, i.e. jht0 on 10.251.1.0/24, jht1 on 10.251.2.0/24 by default.
 """
 import os
 import shutil
@@ -49,10 +51,22 @@ def host_template():
     return hosts.ensure_template()
 
 
+def network_names(environ=os.environ):
+    """(prefix, subnet) of this pytest process's test network: from JHSALT_TEST_PREFIX/SUBNET, and
+    one of its own for every pytest-xdist worker (PYTEST_XDIST_WORKER gw0, gw1, ...)."""
+    prefix = environ.get("JHSALT_TEST_PREFIX", "jht")
+    subnet = environ.get("JHSALT_TEST_SUBNET", "10.251.0")
+    worker = environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        n = int(worker.removeprefix("gw"))
+        first, second, third = subnet.split(".")
+        prefix, subnet = f"{prefix}{n}", f"{first}.{second}.{int(third) + 1 + n}"
+    return prefix, subnet
+
+
 @pytest.fixture(scope="session")
 def test_network():
-    network = hosts.TestNetwork(os.environ.get("JHSALT_TEST_PREFIX", "jht"),
-                                os.environ.get("JHSALT_TEST_SUBNET", "10.251.0"))
+    network = hosts.TestNetwork(*network_names())
     try:
         yield network.start()
     finally:
