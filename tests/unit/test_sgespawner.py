@@ -847,3 +847,19 @@ def test_time_left_of_running_servers():
     assert left[1]["text"].startswith("Grid Engine stops server 'gpu' (job 42) at ")
     assert left[1]["text"].endswith("Save your work.")
     assert sg.time_left(None) == []
+
+
+@pytest.mark.parametrize(("out", "err", "job"), [
+    ("12", "", "12"),
+    ("12.1-3:1", "", "12"),
+    # -sync y with -now yes, ended by sudo's command_timeout before qsub wrote its -terse stdout
+    ("", "Your immediate job 12 has been successfully scheduled.\n"
+         "Interrupted! Please wait while qsub shuts down.", "12"),
+    ("", 'Your job 13 ("jupyter-bob") has been submitted', "13"),
+    ("", 'Your job-array 14.1-3:1 ("x") has been submitted', "14"),
+    ("", "Unable to run job: job rejected: the job name 12 is invalid", None),
+    ("", "sudo: a password is required", None),
+    ("", "", None),
+])
+def test_the_id_of_a_job_qsub_queued_comes_from_its_output(out, err, job):
+    assert gridengine.submitted_job(out, err) == job

@@ -6,6 +6,7 @@ import asyncio
 import fnmatch
 import logging
 import os
+import re
 import time
 import xml.etree.ElementTree as ET
 from typing import NamedTuple
@@ -123,6 +124,23 @@ def summarize_load(instances, pending, pe_instances):
         waiting = sum(1 for _, wanted in pending if wanted and fnmatch.fnmatchcase(pe, wanted))
         summary["pe"][pe] = load(rows, waiting)
     return summary
+
+
+# What qsub says on stderr once it queued a job (without -terse, or with -now yes / -sync y):
+# "Your job 12 ("name") has been submitted", "Your job-array 12.1-3:1 ...", "Your immediate job 12
+# has been successfully scheduled."
+QSUB_SAID_JOB = re.compile(r"\bYour (?:immediate )?job(?:-array)? ([0-9]+)")
+
+
+def submitted_job(out, err):
+    """The id of the job a ``qsub -terse`` queued: stdout's first line, else what qsub said on
+    stderr (a qsub ended by sudo's command_timeout may die before it writes stdout); None if
+    neither shows one."""
+    terse = re.match(r"[0-9]+", out)
+    if terse:
+        return terse.group()
+    said = QSUB_SAID_JOB.search(err)
+    return said.group(1) if said else None
 
 
 async def run(argv, input=None, env=None, timeout=60):

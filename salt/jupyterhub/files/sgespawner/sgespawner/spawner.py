@@ -25,7 +25,7 @@ from jupyterhub.spawner import SpawnException
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
 from . import api, options
-from .gridengine import UNKNOWN, Cluster, JobPoller
+from .gridengine import UNKNOWN, Cluster, JobPoller, submitted_job
 from .jobs import STARTED, classify
 from .options import (
     UI_URLS,
@@ -343,7 +343,7 @@ class SGESpawner(GridengineSpawner):
         job_name = f"{self.job_name}-{uuid.uuid4().hex[:10]}"
         submitted = time.monotonic()
         rc, out, err = await cluster.qsub(self.user.name, self.job_script(request, job_name))
-        if rc != 0 or not re.match(r"[0-9]+", out):
+        if rc != 0 or not re.match(r"[0-9]+", out):  # -terse: the job's id, and only that
             remove_file(self.env_file)
             # a qsub that failed half-way (e.g. ended by sudo's command_timeout) may still have
             # queued the job: the poller deletes a job of this name if one shows up
@@ -351,7 +351,7 @@ class SGESpawner(GridengineSpawner):
             lines = [line for line in err.splitlines() if line.strip() and not line.startswith("Waiting for")]
             message = " ".join(lines) or f"qsub exit status {rc}"
             if rc == 124 or time.monotonic() - submitted >= self.sge_command_timeout:
-                if re.match(r"[0-9]+", out):  # it submitted, then waited for the job to end
+                if submitted_job(out, err):  # it submitted, then waited for the job to end
                     raise spawn_error("qsub did not return after submitting the job: is there "
                                       "`-sync y` in your ~/.sge_request? Remove it and try again",
                                       "qsub", 503)
