@@ -23,3 +23,11 @@ jupyterhub:
       ram:
         default: {{ [2, ram_per_core] | min }}
         max: {{ ram_per_core }}
+  sge:
+    cell_setup:
+      queues:
+        all.q:
+          # the users' jobs run at nice 5 (queue_conf(5) `priority`): this host is also the hub,
+          # nginx and the qmaster, which keep answering (and submitting the next user's job)
+          # while servers fill its cores
+          priority: 5

@@ -61,7 +61,9 @@ def test_cell_defaults(make_loaders):
         "sge.queue_present",
         {
             "name": "all.q",
-            "settings": {"hostlist": "@allhosts", "pe_list": "smp", "slots": 999, "load_thresholds": "NONE"},
+            # priority: the demo profile's (its jobs run at nice 5 on the host that is also the hub)
+            "settings": {"hostlist": "@allhosts", "pe_list": "smp", "slots": 999, "load_thresholds": "NONE",
+                         "priority": 5},
             "require": [
                 {"sge": "jupyterhub-sge-hostgroup-configured"},
                 {"sge": "jupyterhub-sge-pe-smp-configured"},

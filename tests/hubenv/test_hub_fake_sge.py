@@ -3,7 +3,9 @@ spawner's behaviour end to end, minus the cluster (that is tests/integration/tes
 
 import json
 import os
+import pathlib
 import re
+import sys
 import threading
 import time
 import urllib.error
@@ -289,3 +291,21 @@ def test_gridengine_spawner_options_it_does_not_use_are_refused_not_ignored(make
     status, body = hub.spawn("root", wait=False)
     assert status == 500 and hub.jobs() == [], body
     assert "SGESpawner does not use batch_submit_cmd, req_queue" in hub.logtext()
+
+
+def test_a_starting_server_is_looked_at_often_at_first_and_at_most_once_a_second_later():
+    """A server on a quiet node listens within seconds and is noticed within 0.1 s; 50 servers
+    starting at once on a busy node take minutes, and the hub's knocks on their ports must not
+    take the CPU they need (0.1 s for 2 minutes: 1200 connection attempts per server)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "salt/jupyterhub/files/sgespawner"))
+    from sgespawner.spawner import knock_interval
+
+    def knocks(seconds):
+        waited, count = 0.0, 0
+        while waited < seconds:
+            count, waited = count + 1, waited + knock_interval(waited)
+        return count
+
+    assert knocks(2) == 20  # every 0.1 s while a quiet node's server comes up
+    assert knock_interval(3) < 0.2
+    assert knocks(120) < 200 and knock_interval(600) == 1.0

@@ -152,6 +152,9 @@ def test_any_local_user_gets_a_server_as_a_grid_engine_job(demo, browser):
     assert lab.status_code == 200
     status = browser.get(f"https://{demo.ip}/user/{USER}/api/status", timeout=30)
     assert status.status_code == 200 and "started" in status.json()
+    # the demo queue runs jobs at nice 5: the hub, nginx and the qmaster on this host come first
+    nice = demo.run(["ps", "-o", "ni=", "-u", USER]).stdout.split()
+    assert nice and set(nice) == {"5"}, nice
 
     stopped = api(browser, demo, "DELETE", f"/users/{USER}/server")
     assert stopped.status_code in (202, 204), stopped.text

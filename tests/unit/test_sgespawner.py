@@ -451,6 +451,24 @@ def test_qconf_lists_are_cached_and_failures_skip_the_check():
     assert asyncio.run(cluster.live_lists({n: {} for n in fields})) == {}
 
 
+def test_a_class_pressing_start_at_once_runs_one_qconf_per_list():
+    """50 forms checked at the same moment, with nothing cached yet: one qconf per list, and every
+    form gets its answer."""
+    async def slow_answer(argv):
+        await asyncio.sleep(0.05)
+        return recorded("sql") if argv[1] == "-sql" else (0, "smp\nmpi", "")
+    fake = FakeRun(slow_answer)
+    cluster = sg.Cluster(SGE, fake)
+    fields = {"project": {}, "queue": {"check_qconf": True}, "pe": {"check_qconf": True}}
+
+    async def class_of_50():
+        return await asyncio.gather(*(cluster.live_lists(fields) for _ in range(50)),
+                                    *(cluster.sge_privileged() for _ in range(50)))
+    answers = asyncio.run(class_of_50())
+    assert sorted(c["argv"][1] for c in fake.calls) == ["-sm", "-so", "-spl", "-sql"]
+    assert all(a == {"queue": recorded("sql")[1].split(), "pe": ["smp", "mpi"]} for a in answers[:50])
+
+
 def test_run_real_commands():
     assert asyncio.run(sg.run(["sh", "-c", "cat; echo err >&2; exit 3"], input="in")) == (3, "in", "err")
     assert asyncio.run(sg.run(["/nonexistent/qsub"]))[0] == 127

@@ -183,6 +183,7 @@ class Cluster:
         # sudo ends qsub/qdel after command_timeout; the hub waits a little longer for sudo
         self.timeout = sge.get("command_timeout", 30) + 10
         self._lists = {}  # qconf option -> (time, names)
+        self._asking = {}  # qconf option -> the qconf for it that runs now
 
     def _as(self, user, *argv):
         return [*self.SUDO, user, *argv]
@@ -210,10 +211,20 @@ class Cluster:
 
 
     async def qconf_list(self, option, max_age=60):
-        """Names ``qconf -sql``/``-spl``/``-sprjl`` lists; None if qconf fails (check skipped)."""
+        """Names ``qconf -sql``/``-spl``/``-sprjl`` lists; None if qconf fails (check skipped).
+
+        Kept ``max_age`` seconds; callers that ask while a qconf for the same list runs wait for
+        that one (a class pressing Start at once runs one qconf per list, not one per user)."""
         cached = self._lists.get(option)
         if cached and time.monotonic() - cached[0] < max_age:
             return cached[1]
+        running = self._asking.get(option)
+        if running is None:
+            running = self._asking[option] = asyncio.ensure_future(self._ask_qconf(option))
+            running.add_done_callback(lambda _: self._asking.pop(option, None))
+        return await asyncio.shield(running)  # a caller that is cancelled leaves it to the others
+
+    async def _ask_qconf(self, option):
         rc, out, err = await self.run([self.sge["qconf"], option], env=self.env, timeout=self.timeout)
         if rc != 0 and not err.startswith("no "):  # "no project list defined" = empty list
             log.warning("qconf %s failed (rc %s): %s; not checking against it", option, rc, err)

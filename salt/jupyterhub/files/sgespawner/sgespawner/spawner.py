@@ -57,6 +57,14 @@ async def _listening(host, port):
     return True
 
 
+def knock_interval(waited):
+    """Seconds between looks at a starting server's port, ``waited`` seconds after the first:
+    0.1 s while a server on a quiet node would come up (a few seconds), then longer, up to 1 s
+    (at 20 s). 50 servers starting at once on a busy node take a minute or more: looking every
+    0.1 s would cost the hub ~500 connection attempts a second, CPU those servers need."""
+    return min(1.0, max(0.1, waited / 20))
+
+
 def last_end_message(user):
     """template_vars callable: why the user's last server ended (e.g. its run time was up)."""
     if user is None:
@@ -343,7 +351,8 @@ class SGESpawner(GridengineSpawner):
         job_name = f"{self.job_name}-{uuid.uuid4().hex[:10]}"
         submitted = time.monotonic()
         rc, out, err = await cluster.qsub(self.user.name, self.job_script(request, job_name))
-        if rc != 0 or not re.match(r"[0-9]+", out):  # -terse: the job's id, and only that
+        terse = re.match(r"[0-9]+", out)  # -terse: the job's id, and only that
+        if rc != 0 or not terse:
             remove_file(self.env_file)
             # a qsub that failed half-way (e.g. ended by sudo's command_timeout) may still have
             # queued the job: the poller deletes a job of this name if one shows up
@@ -365,7 +374,7 @@ class SGESpawner(GridengineSpawner):
                 why = await self._why_not(request)  # what Grid Engine says about it
                 message += f" ({why})" if why else ""
             raise spawn_error(f"Grid Engine refused the job: {message}", "qsub", 503)
-        self.job_id = re.match(r"[0-9]+", out).group()
+        self.job_id = terse.group()
         self.job_runtime = request["runtime"]
         self._say(f"Job {self.job_id} submitted", 20)
         await self._wait_until_up()
@@ -377,7 +386,7 @@ class SGESpawner(GridengineSpawner):
     async def _wait_until_up(self):
         """Follow the job through the shared poller until its server listens; the job's own
         failure (refused, error state, gone) ends the spawn at that poll with Grid Engine's reason."""
-        poller, job_id, said = self.poller, self.job_id, None
+        poller, job_id, said, knocking_since = self.poller, self.job_id, None, None
         poller.starting.add(job_id)
         try:
             await poller.next_update(kick=True)
@@ -405,7 +414,11 @@ class SGESpawner(GridengineSpawner):
                 if message != said:
                     self._say(message, progress)
                     said = message
-                await self._next_event(0.1 if self.port else None)
+                if self.port:  # knock on its port until it listens
+                    knocking_since = knocking_since or time.monotonic()
+                    await self._next_event(knock_interval(time.monotonic() - knocking_since))
+                else:
+                    await self._next_event(None)
         finally:
             poller.starting.discard(job_id)
 
