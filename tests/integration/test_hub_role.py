@@ -391,7 +391,8 @@ def test_masterless_run_keeps_salt_state_inside_the_checkout(hub):
 def test_clean_removes_the_role_and_keeps_the_database(hub, test_network):
     """Last in this module: jupyterhub.clean leaves the host without the role's units, site and
     sudo rules; the database and the users' homes stay. Then the role applies again from there,
-    one SLS at a time (each SLS applies on its own), and a full apply after them changes nothing."""
+    one SLS at a time (each SLS applies on its own; on the loopback shape, on the other the whole
+    role at once), and a full apply after them changes nothing."""
     result = hub.state_apply("jupyterhub.clean", pillar=dev_pillar(test_network))
     assert result.ok, str(result)
     gone = ["/etc/systemd/system/jupyterhub.service", "/etc/systemd/system/jupyterhub-proxy.service",
@@ -407,8 +408,9 @@ def test_clean_removes_the_role_and_keeps_the_database(hub, test_network):
     assert again.ok and again.changed() == {}, str(again)
     # every SLS of the role alone, each while what it makes is still missing (those that include
     # others come after them); each must apply, and together they must be the role: a full apply
-    # afterwards changes nothing
-    for sls in STANDALONE_ORDER:
+    # afterwards changes nothing. On one shape: what each SLS includes and requires does not
+    # depend on how the host's name resolves (the whole role after clean runs on both)
+    for sls in STANDALONE_ORDER if hub.shape == "loopback" else ("jupyterhub",):
         alone = hub.state_apply(sls, pillar=dev_pillar(test_network))
         assert alone.ok, f"{sls}: {alone}"
         assert alone.changed() or sls in KEPT_BY_CLEAN, f"{sls} applied alone after clean changed nothing: {alone}"

@@ -11,8 +11,6 @@ printed (pytest -s) and written as JSON to $JHSALT_MASTER_TIMES when set."""
 import contextlib
 import json
 import os
-import re
-import textwrap
 
 import pytest
 import requests
@@ -253,42 +251,3 @@ def test_a_third_hub_is_registered_by_the_next_run_and_deregistered_with_its_rol
     assert run.ok, str(run)
     hosts = submit_hosts(qmaster)
     assert SUBMIT["hub3"] not in hosts and {SUBMIT["hub-dev"], SUBMIT["hub-prod"]} <= set(hosts)
-
-
-ROSTER = """hub-ssh:
-  host: {ip}
-  user: root
-  priv: /root/.ssh/id_ed25519
-"""
-
-
-def test_salt_ssh_applies_the_hub_role_to_a_fresh_host(site, make_host):
-    """Agentless: no minion on the target, the same top file and host pillar through a roster."""
-    master, salt = site["master"], site["salt"]
-    target = make_host("hub-ssh", shape="loopback")
-    target.run(["apt-get", "install", "-y", "-q", "openssh-server"], timeout=600)
-    salt.run(["apt-get", "install", "-y", "-q", "openssh-client"], timeout=600)
-    salt.run(["install", "-d", "-m", "700", "/root/.ssh"])
-    salt.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/root/.ssh/id_ed25519"])
-    target.put_file("/root/.ssh/authorized_keys", salt.read_file("/root/.ssh/id_ed25519.pub"), mode=0o600)
-    keys = salt.run(["ssh-keyscan", "-t", "ed25519", target.ip]).stdout
-    salt.put_file("/root/.ssh/known_hosts", keys, mode=0o600)
-    salt.put_file("/etc/salt/roster", ROSTER.format(ip=target.ip))
-    master.put_pillar("hosts/hub-ssh.sls", host_pillar("dev", ["jupyterhub-hub"], **{
-        "cluster_net_cidr": f"{site['network'].subnet}.0/24", "sge": {"qmaster": "qmaster"},
-        # no Salt on the host: nothing for the env-update timer to run
-        "update_timer": {"enabled": False}}))
-    run = master.cli("salt-ssh", "hub-ssh", "state.highstate", timeout=3600)
-    TIMES["salt-ssh hub role first run (s)"] = round(run.duration, 1)
-    assert run.returncode == 0 and run.minion_ok("hub-ssh"), str(run)
-    target.run(["systemctl", "is-active", "jupyterhub", "jupyterhub-proxy", "nginx"])
-    login_page = textwrap.dedent("""
-        import ssl, urllib.request
-        print(urllib.request.urlopen("https://127.0.0.1/hub/login", context=ssl._create_unverified_context()).read().decode())
-        """)
-    # nginx answers 503 until the hub (just started) listens
-    page = wait_for(lambda: target.run(["python3", "-c", login_page], check=False).stdout, timeout=120,
-                          interval=1, what="the hub's login page")
-    assert re.search(r'name="password"', page)
-    run = master.cli("salt-ssh", "hub-ssh", "state.highstate", timeout=3600)
-    assert run.returncode == 0 and run.minion_ok("hub-ssh") and run.minion_changes("hub-ssh") == {}, str(run)
