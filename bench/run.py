@@ -25,7 +25,12 @@ Figures (seconds unless named; written to bench/results/<date>-<label>.json):
   ``burst.N.all_ready``, ``burst.N.wall`` and ``burst.N.floor`` (N bare servers started as jobs at
   once on the same cell; ``burst.N.floor_p50`` their median start), ``burst.N.ratio`` = wall / floor;
   with ``--repeat K`` the burst and its floor run K times, alternating, and each figure is the median
-  (``raw.burst.N.runs``: every run; all_ready: the worst); ``burst_postgresql.N.*`` the same with
+  (``raw.burst.N.runs``: every run; all_ready: the worst); ``burst.N.hub_cpu_s`` (the hub
+  process's CPU seconds during the burst), ``burst.N.machine_cpu_s`` and
+  ``burst.N.floor_machine_cpu_s`` (the whole machine's busy CPU seconds during the burst and during
+  its floor: where a CPU-bound burst's extra time goes; ``raw.burst.N.unit_cpu_s`` and
+  ``floor_unit_cpu_s``: the same per systemd unit of the host, e.g. gridengine-exec.service = the
+  jobs); ``burst_postgresql.N.*`` the same with
   ``database:backend: postgresql`` (once, against the median floor);
 - ``hub.rss_mb``, ``hub.cpu_s_per_min`` (the hub process with N idle servers, one minute),
   ``proxy.rss_mb``, ``server.rss_mb`` (one idle server's job: its processes' RSS);
@@ -112,6 +117,17 @@ with concurrent.futures.ThreadPoolExecutor(len(ports)) as pool:
     done = list(pool.map(one, ports))
 print(json.dumps({"wall": max(t for _, t in done) - started, "jobs": [j for j, _ in done],
                   "ready": sorted(round(t - started, 3) for _, t in done)}))
+"""
+
+
+UNIT_CPU = r"""
+import glob, json
+usage = {}
+for path in glob.glob("/sys/fs/cgroup/**/system.slice/*.service/cpu.stat", recursive=True):
+    for line in open(path):
+        if line.startswith("usage_usec"):
+            usage[path.split("/")[-2]] = int(line.split()[1]) / 1e6
+print(json.dumps(usage))
 """
 
 
@@ -378,8 +394,14 @@ class Bench:
 
         log(f"{key} of {n}")
         since = time.time() - 1
+        hub_cpu, machine_cpu, units = self.hub_cpu()[0], self.machine_cpu(), self.unit_cpu()
         with concurrent.futures.ThreadPoolExecutor(n) as pool:
             list(pool.map(press_start, users))
+        self.raw[f"{key}.{n}.unit_cpu_s"] = {unit: round(seconds - units.get(unit, 0), 1)
+                                             for unit, seconds in self.unit_cpu().items()
+                                             if seconds - units.get(unit, 0) >= 0.1}
+        self.results[f"{key}.{n}.hub_cpu_s"] = round(self.hub_cpu()[0] - hub_cpu, 1)
+        self.results[f"{key}.{n}.machine_cpu_s"] = round(self.machine_cpu() - machine_cpu, 1)
         first = min(t[0] for t in timeline.values())
         origin = time.time() - (time.monotonic() - first)  # the first request, on the epoch clock
         self.raw[f"{key}.{n}.phases"] = self.phases(since, users, origin)
@@ -405,8 +427,13 @@ class Bench:
     def burst_floor(self, n, key="burst"):
         argv = json.dumps([a.replace("{env}", self.worker_env) for a in SERVER_ARGV])
         ports = json.dumps([19000 + i for i in range(n)])
+        machine_cpu, units = self.machine_cpu(), self.unit_cpu()
         out = self.host.run(["python3", "-c", FLOOR_BURST, argv, ports], user=self.users[-1], timeout=900).stdout
         floor = json.loads(out)
+        self.results[f"{key}.{n}.floor_machine_cpu_s"] = round(self.machine_cpu() - machine_cpu, 1)
+        self.raw[f"{key}.{n}.floor_unit_cpu_s"] = {unit: round(seconds - units.get(unit, 0), 1)
+                                                   for unit, seconds in self.unit_cpu().items()
+                                                   if seconds - units.get(unit, 0) >= 0.1}
         self.host.run(["qdel", *floor["jobs"]], user=self.users[-1], check=False)
         self.wait_empty_queue(timeout=300)
         self.results[f"{key}.{n}.floor"] = round(floor["wall"], 2)
@@ -416,13 +443,29 @@ class Bench:
         log(f"{key} {n}: floor {floor['wall']:.1f} s (p50 {self.results[f'{key}.{n}.floor_p50']}), "
             f"ratio {self.results[f'{key}.{n}.ratio']}")
 
-    def hub_cost(self, n):
+    def hub_cpu(self):
+        """(CPU seconds of the hub process so far, its RSS in MB)"""
         pid = self.host.run(["systemctl", "show", "-p", "MainPID", "--value", "jupyterhub"]).stdout.strip()
+        stat = self.host.run(["cat", f"/proc/{pid}/stat"]).stdout.rsplit(")", 1)[1].split()
+        rss = int(re.search(r"VmRSS:\s+(\d+)", self.host.read_file(f"/proc/{pid}/status")).group(1))
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"), rss / 1024
 
-        def sample():
-            stat = self.host.run(["cat", f"/proc/{pid}/stat"]).stdout.rsplit(")", 1)[1].split()
-            rss = int(re.search(r"VmRSS:\s+(\d+)", self.host.read_file(f"/proc/{pid}/status")).group(1))
-            return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"), rss / 1024
+    def unit_cpu(self):
+        """CPU seconds each systemd unit of the host has used so far (its cgroup's usage_usec:
+        exited processes included): gridengine-exec.service holds the jobs, jupyterhub.service the
+        hub and the sudo/qsub it runs."""
+        out = self.host.run(["python3", "-c", UNIT_CPU]).stdout
+        return json.loads(out)
+
+    @staticmethod
+    def machine_cpu():
+        """CPU seconds the whole machine has used (busy time, all cores: /proc/stat)"""
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+        return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+    def hub_cost(self, n):
+        sample = self.hub_cpu
 
         time.sleep(10)
         cpu0, _ = sample()
@@ -480,7 +523,8 @@ class Bench:
                     runs[-1]["timeline"] = self.raw[f"burst.{n}.timeline"]
                 if len(runs) > 1:  # each figure's median over the runs; all_ready: the worst run
                     self.raw[f"burst.{n}.runs"] = runs
-                    for key in ("wall", "p50", "p95", "floor", "floor_p50", "ratio"):
+                    for key in ("wall", "p50", "p95", "floor", "floor_p50", "ratio", "hub_cpu_s", "machine_cpu_s",
+                                "floor_machine_cpu_s"):
                         self.results[f"burst.{n}.{key}"] = median([r[key] for r in runs if r[key] is not None])
                     self.results[f"burst.{n}.all_ready"] = min(r["all_ready"] for r in runs)
                     log(f"burst {n}, median of {len(runs)} runs: ratio {self.results[f'burst.{n}.ratio']} "
