@@ -397,9 +397,7 @@ class Bench:
         hub_cpu, machine_cpu, units = self.hub_cpu()[0], self.machine_cpu(), self.unit_cpu()
         with concurrent.futures.ThreadPoolExecutor(n) as pool:
             list(pool.map(press_start, users))
-        self.raw[f"{key}.{n}.unit_cpu_s"] = {unit: round(seconds - units.get(unit, 0), 1)
-                                             for unit, seconds in self.unit_cpu().items()
-                                             if seconds - units.get(unit, 0) >= 0.1}
+        self.raw[f"{key}.{n}.unit_cpu_s"] = self.unit_cpu(since=units)
         self.results[f"{key}.{n}.hub_cpu_s"] = round(self.hub_cpu()[0] - hub_cpu, 1)
         self.results[f"{key}.{n}.machine_cpu_s"] = round(self.machine_cpu() - machine_cpu, 1)
         first = min(t[0] for t in timeline.values())
@@ -431,9 +429,7 @@ class Bench:
         out = self.host.run(["python3", "-c", FLOOR_BURST, argv, ports], user=self.users[-1], timeout=900).stdout
         floor = json.loads(out)
         self.results[f"{key}.{n}.floor_machine_cpu_s"] = round(self.machine_cpu() - machine_cpu, 1)
-        self.raw[f"{key}.{n}.floor_unit_cpu_s"] = {unit: round(seconds - units.get(unit, 0), 1)
-                                                   for unit, seconds in self.unit_cpu().items()
-                                                   if seconds - units.get(unit, 0) >= 0.1}
+        self.raw[f"{key}.{n}.floor_unit_cpu_s"] = self.unit_cpu(since=units)
         self.host.run(["qdel", *floor["jobs"]], user=self.users[-1], check=False)
         self.wait_empty_queue(timeout=300)
         self.results[f"{key}.{n}.floor"] = round(floor["wall"], 2)
@@ -450,12 +446,15 @@ class Bench:
         rss = int(re.search(r"VmRSS:\s+(\d+)", self.host.read_file(f"/proc/{pid}/status")).group(1))
         return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"), rss / 1024
 
-    def unit_cpu(self):
+    def unit_cpu(self, since=None):
         """CPU seconds each systemd unit of the host has used so far (its cgroup's usage_usec:
-        exited processes included): gridengine-exec.service holds the jobs, jupyterhub.service the
-        hub and the sudo/qsub it runs."""
-        out = self.host.run(["python3", "-c", UNIT_CPU]).stdout
-        return json.loads(out)
+        exited processes included), or since the snapshot ``since`` (units that used >= 0.1 s):
+        gridengine-exec.service holds the jobs, jupyterhub.service the hub and the sudo/qsub it runs."""
+        usage = json.loads(self.host.run(["python3", "-c", UNIT_CPU]).stdout)
+        if since is None:
+            return usage
+        return {unit: round(seconds - since.get(unit, 0), 1) for unit, seconds in usage.items()
+                if seconds - since.get(unit, 0) >= 0.1}
 
     @staticmethod
     def machine_cpu():

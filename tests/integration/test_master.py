@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.support.hosts import wait_for
-from tests.support.saltdaemons import Minion, SaltMaster
+from tests.support.saltdaemons import Minion, SaltMaster, host_pillar
 from tests.support.webclient import HubUser
 
 pytestmark = pytest.mark.integration
@@ -29,16 +29,6 @@ TIMES = {}
 
 def password(user):
     return f"{user}-pw-{USERS[user]}"
-
-
-def host_pillar(profile, roles, **jupyterhub):
-    """A host's pillar file on the master: its roles, its profile, its own settings."""
-    text = f"roles: {json.dumps(roles)}\n"
-    if profile:
-        text = f"include:\n  - jupyterhub.{profile}\n" + text
-    if jupyterhub:
-        text += "jupyterhub: " + json.dumps(jupyterhub) + "\n"
-    return text
 
 
 @pytest.fixture(scope="module", autouse=True)

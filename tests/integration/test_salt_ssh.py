@@ -5,14 +5,13 @@ hub role to a fresh host that runs no minion, through a roster and root's SSH ke
 Its own module (not part of test_master's site) so that a parallel run can take it on a worker of
 its own: the first highstate over salt-ssh is the longest single test of the suite."""
 
-import json
 import re
 import textwrap
 
 import pytest
 
 from tests.support.hosts import wait_for
-from tests.support.saltdaemons import SaltMaster
+from tests.support.saltdaemons import SaltMaster, host_pillar
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +62,7 @@ def test_salt_ssh_applies_the_hub_role_to_a_fresh_host(hosts, test_network):
               "sge": {"qmaster": "salt"},
               # no Salt on the host: nothing for the env-update timer to run
               "update_timer": {"enabled": False}}
-    master.put_pillar("hosts/hub-ssh.sls", "include:\n  - jupyterhub.dev\nroles: [\"jupyterhub-hub\"]\n"
-                      f"jupyterhub: {json.dumps(pillar)}\n")
+    master.put_pillar("hosts/hub-ssh.sls", host_pillar("dev", ["jupyterhub-hub"], **pillar))
 
     run = master.cli("salt-ssh", "hub-ssh", "state.highstate", timeout=3600)
     print(f"\n[salt-ssh] hub role, first run: {run.duration:.1f} s")

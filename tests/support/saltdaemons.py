@@ -39,6 +39,16 @@ pillar_roots:
 """
 
 
+def host_pillar(profile, roles, **jupyterhub):
+    """A host's pillar file on the master: its roles, its profile, its own settings."""
+    text = f"roles: {json.dumps(roles)}\n"
+    if profile:
+        text = f"include:\n  - jupyterhub.{profile}\n" + text
+    if jupyterhub:
+        text += "jupyterhub: " + json.dumps(jupyterhub) + "\n"
+    return text
+
+
 class SaltRun:
     """A salt / salt-run / salt-ssh call on the master with --out=json."""
 
