@@ -14,7 +14,8 @@ Usage (from the repository root, with network access to the package index)::
     # resolves with /usr/bin/python3 (Debian 12: CPython 3.11) in a throw-away venv
     python3 requirements/lock.py --from requirements/hub.in salt/jupyterhub/files/hub-requirements.lock
 
-Review the diff before committing. Lines that are not pins (comments, ``-r other.lock``) are
+Packages named in ``# left-out: NAME`` lines (of the .in file or the lock's header) are dropped
+from a re-resolved lock. Review the diff before committing. Lines that are not pins (comments, ``-r other.lock``) are
 kept as they are; pins of the lock's own comment header stay on top. Only the standard library
 is used. The index is the Simple API (PEP 691 JSON) of ``$PIP_LOCK_INDEX`` (default
 https://pypi.org/simple).
@@ -99,6 +100,12 @@ def resolve(infile):
     )
 
 
+def left_out(text):
+    """Names of ``# left-out: NAME (why)`` lines: packages the resolver wants that the lock leaves
+    out on purpose (the .in file says why; check-lock.py removes them from existing envs)."""
+    return re.findall(r"^#\s*left-out:\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text, flags=re.MULTILINE)
+
+
 def render(lines):
     """Lock text: non-pin lines kept, each pin followed by its hashes."""
     out = []
@@ -132,7 +139,9 @@ def main(argv=None):
     lines = read_pins(args.lock) if os.path.exists(args.lock) else []
     if args.infile:
         header = [ln for ln in lines if ln.startswith("#") or ln.startswith("-r")]
-        lines = header + [f"{n}=={v}\n" for n, v in resolve(args.infile)]
+        with open(args.infile, encoding="utf-8") as handle:
+            skip = {canonical(n) for n in left_out("".join(header) + handle.read())}
+        lines = header + [f"{n}=={v}\n" for n, v in resolve(args.infile) if canonical(n) not in skip]
     text = render(lines)
     with open(args.lock + ".tmp", "w", encoding="utf-8") as handle:
         handle.write(text)

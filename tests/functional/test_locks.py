@@ -101,3 +101,42 @@ def test_lock_py_rehashes_pins_and_keeps_the_rest(tmp_path, monkeypatch):
     assert lock_py._file_version("bar_baz-2.0-py3-none-any.whl", "Bar-Baz") == "2.0"
     assert lock_py._file_version("zc_lockfile-4.0.tar.gz", "zc.lockfile") == "4.0"
     assert lock_py._file_version("other-2.0.tar.gz", "bar-baz") is None
+
+
+def test_the_hub_lock_leaves_out_what_it_says_and_lock_py_keeps_it_out(tmp_path, monkeypatch):
+    """rfc3987-syntax (and lark, which only it needs) stay out of the hub lock, also when it is
+    re-resolved: the resolver still wants them (jsonschema[format-nongpl] through jupyter-events)."""
+    hub_lock = (REPO / "salt/jupyterhub/files/hub-requirements.lock").read_text()
+    assert set(check_lock.left_out(hub_lock)) == {"rfc3987-syntax", "lark"}
+    pinned = {lock_py.canonical(name) for name, _ in check_lock.pins(hub_lock)}
+    assert {"jsonschema", "jupyter-events"} <= pinned
+    assert not pinned & {"rfc3987-syntax", "lark"}
+
+    monkeypatch.setattr(lock_py, "hashes", lambda name, version: [f"{name}-a"])
+    monkeypatch.setattr(lock_py, "resolve", lambda infile: [("jsonschema", "4.26.0"), ("lark", "1.3.1"),
+                                                            ("rfc3987_syntax", "1.1.0"), ("tornado", "6.5")])
+    infile, lock = tmp_path / "x.in", tmp_path / "x.lock"
+    infile.write_text("# left-out: rfc3987-syntax  (why)\njupyter-events\n")
+    lock.write_text("# header\n# left-out: lark\n")
+    lock_py.main([str(lock), "--from", str(infile)])
+    assert check_lock.pins(lock.read_text()) == [("jsonschema", "4.26.0"), ("tornado", "6.5")]
+
+
+def test_check_lock_finds_and_removes_a_left_out_package_in_a_real_venv(tmp_path):
+    house = tmp_path / "wheels"
+    build_wheel(house, "leftdemo", "1.0")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin/python")
+    subprocess.run([python, "-m", "pip", "--isolated", "install", "--quiet", "--no-index", "--find-links",
+                    str(house), "leftdemo==1.0"], check=True)
+    lock = tmp_path / "x.lock"
+    lock.write_text("# left-out: leftdemo  (slow to import)\n")
+    checker = [python, str(REPO / "salt/jupyterhub/files/check-lock.py")]
+
+    found = subprocess.run([*checker, "--left-out", str(lock)], capture_output=True, text=True)
+    assert (found.returncode, found.stdout) == (1, "leftdemo: left out of the lock, installed 1.0\n")
+    removed = subprocess.run([*checker, "--remove-left-out", str(lock)], capture_output=True, text=True)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert subprocess.run([python, "-c", "import leftdemo"], capture_output=True).returncode != 0
+    assert subprocess.run([*checker, "--left-out", str(lock)]).returncode == 0

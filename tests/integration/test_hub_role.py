@@ -17,6 +17,7 @@ import requests
 import urllib3
 
 from tests.support import hosts
+from tests.support.conda_channel import build_wheel
 
 pytestmark = pytest.mark.integration
 
@@ -300,10 +301,15 @@ def test_env_update_timer_only_reports_by_default(hub):
     assert hub.read_file("/opt/jupyterhub/venv/requirements.lock") == lock
 
 
-def test_the_env_installs_only_files_whose_hashes_the_lock_lists(hub, test_network):
+def test_the_env_installs_only_files_whose_hashes_the_lock_lists(hub, test_network, tmp_path):
     """The role's own install command (uv, --require-hashes) refuses a package whose file does not
-    have a hash of the lock and installs nothing; applying jupyterhub.env puts back what is missing."""
+    have a hash of the lock and installs nothing; applying jupyterhub.env puts back what is missing
+    and takes out a package the lock leaves out (rfc3987-syntax, as an older lock installed it)."""
     env = "/opt/jupyterhub/venv"
+    wheel = build_wheel(tmp_path, "rfc3987-syntax", "1.1.0")
+    hub.put_file(f"/root/{wheel.name}", wheel.read_bytes(), mode=0o600)
+    hub.run([f"{env}/bin/python", "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", f"/root/{wheel.name}"])
+    hub.run([f"{env}/bin/python", "-c", "import rfc3987_syntax"])
     states = hub.salt_call("state.show_sls", "jupyterhub.env", pillar=dev_pillar(test_network), check=True).data
     command = next(arg["name"] for arg in states["jupyterhub-python-env"]["cmd"] if "name" in arg)
     assert "--require-hashes" in command and f"{env}/requirements.lock" in command
@@ -323,7 +329,9 @@ def test_the_env_installs_only_files_whose_hashes_the_lock_lists(hub, test_netwo
 
     healed = hub.state_apply("jupyterhub.env", pillar=dev_pillar(test_network))
     assert healed.ok and "jupyterhub-python-env" in healed.changed(), str(healed)
+    assert "jupyterhub-venv-left-out-packages-removed" in healed.changed(), str(healed)
     hub.run([f"{env}/bin/python", "-c", "import webencodings"])
+    assert hub.run([f"{env}/bin/python", "-c", "import rfc3987_syntax"], check=False).returncode != 0
     hub.run([f"{env}/bin/python", f"{env}/check-lock.py", f"{env}/requirements.lock"])
 
 

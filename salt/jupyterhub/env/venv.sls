@@ -66,6 +66,16 @@ jupyterhub-venv-installer-installed:
     - require:
       - trusted_path: jupyterhub-venv-files-trusted
 
+# Packages the lock leaves out on purpose (its `# left-out:` lines), removed from an env that an
+# older lock installed them into.
+jupyterhub-venv-left-out-packages-removed:
+  cmd.run:
+    - name: {{ prefix }}/bin/python {{ prefix }}/check-lock.py --remove-left-out {{ prefix }}/requirements.lock
+    - unless: {{ prefix }}/bin/python {{ prefix }}/check-lock.py --left-out {{ prefix }}/requirements.lock
+    - cwd: /
+    - require:
+      - trusted_path: jupyterhub-venv-files-trusted
+
 jupyterhub-python-env:
   cmd.run:
     - name: >-
@@ -76,3 +86,4 @@ jupyterhub-python-env:
     - cwd: /
     - require:
       - cmd: jupyterhub-venv-installer-installed
+      - cmd: jupyterhub-venv-left-out-packages-removed

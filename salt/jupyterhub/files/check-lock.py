@@ -4,39 +4,63 @@ Python, else 1 (listing what differs).
 
 The lock is pip's requirements format with hashes: a pin may continue on the next lines
 (``\\`` at the end of a line) with its ``--hash=sha256:...`` options; comments and option lines
-are ignored.
+are ignored, except ``# left-out: NAME (why)``: a package that the resolver wanted but the lock
+leaves out on purpose (e.g. one that only slows every server's start).
+
+    check-lock.py LOCK                   every pin installed?
+    check-lock.py --left-out LOCK        exit 1 (listing them) when a left-out package is installed
+    check-lock.py --remove-left-out LOCK uninstall the left-out packages that are installed (pip)
 """
 
 import re
+import subprocess
 import sys
 from importlib import metadata
+
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 
 
 def pins(text):
     """``[(name, version)]`` of the pinned requirements in a lock's text."""
     out = []
     for line in re.sub(r"\\\r?\n", " ", text).splitlines():
-        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)==([^\s;#\\]+)", line.strip())
+        match = re.match(rf"^({NAME})==([^\s;#\\]+)", line.strip())
         if match:
             out.append(match.groups())
     return out
 
 
-def main(lock):
-    missing = []
+def left_out(text):
+    """Names of the ``# left-out: NAME`` lines of a lock's text."""
+    return re.findall(rf"^#\s*left-out:\s*({NAME})", text, flags=re.MULTILINE)
+
+
+def installed(name):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def main(lock, mode="pins"):
     with open(lock, encoding="utf-8") as handle:
-        wanted = pins(handle.read())
-    for name, version in wanted:
-        try:
-            have = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            have = None
-        if have != version:
-            missing.append(f"{name}: want {version}, have {have}")
-    for problem in missing:
+        text = handle.read()
+    if mode == "pins":
+        problems = [f"{name}: want {version}, have {installed(name)}"
+                    for name, version in pins(text) if installed(name) != version]
+    else:
+        present = [name for name in left_out(text) if installed(name) is not None]
+        if mode == "remove" and present:
+            subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", *present], check=True)
+            present = [name for name in present if installed(name) is not None]
+        problems = [f"{name}: left out of the lock, installed {installed(name)}" for name in present]
+    for problem in problems:
         print(problem)
-    return 1 if missing else 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    modes = {"--left-out": "left-out", "--remove-left-out": "remove"}
+    args = sys.argv[1:]
+    mode = modes[args.pop(0)] if args and args[0] in modes else "pins"
+    sys.exit(main(args[0], mode))
