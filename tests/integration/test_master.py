@@ -44,7 +44,12 @@ def report_times():
 def site(make_host, test_network, tmp_path_factory):
     """The master, the qmaster and two hubs; every host this module boots is stopped at its end
     (host names such as qmaster are free again for the next test module)."""
-    before = set(test_network.hosts)
+    with test_network.own_hosts():
+        yield boot_site(make_host, test_network, tmp_path_factory)
+
+
+def boot_site(make_host, test_network, tmp_path_factory):
+    """Boots the four hosts, starts the master and the minions, writes the site's pillar."""
     shared = tmp_path_factory.mktemp("cluster")
     home = (shared / "home", "/home")
     dev = [(shared / "dev-opt", "/opt/jupyterhub"), (shared / "dev-secrets", "/srv/jupyterhub/secrets")]
@@ -77,11 +82,8 @@ def site(make_host, test_network, tmp_path_factory):
         Minion(host).start()
     for host in (qmaster, hub_dev, hub_prod):
         master.accept(host.name)
-    yield {"master": master, "salt": salt, "qmaster": qmaster, "hub-dev": hub_dev, "hub-prod": hub_prod,
-           "dev_pillar": dev_pillar, "prod_pillar": prod_pillar, "network": test_network}
-    for name, host in list(test_network.hosts.items()):
-        if name not in before:
-            host.stop()
+    return {"master": master, "salt": salt, "qmaster": qmaster, "hub-dev": hub_dev, "hub-prod": hub_prod,
+            "dev_pillar": dev_pillar, "prod_pillar": prod_pillar, "network": test_network}
 
 
 def main_pid(host):

@@ -35,13 +35,8 @@ LOGIN_PAGE = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def hosts(make_host, test_network):
     """The salt host and the target; both are stopped at the module's end."""
-    before = set(test_network.hosts)
-    salt = make_host("salt")
-    target = make_host("hub-ssh", shape="loopback")
-    yield salt, target
-    for name, host in list(test_network.hosts.items()):
-        if name not in before:
-            host.stop()
+    with test_network.own_hosts():
+        yield make_host("salt"), make_host("hub-ssh", shape="loopback")
 
 
 def test_salt_ssh_applies_the_hub_role_to_a_fresh_host(hosts, test_network):

@@ -637,6 +637,18 @@ class TestNetwork:
     def __repr__(self):
         return f"<TestNetwork {self.bridge} {self.subnet}.0/24 hosts={list(self.hosts)}>"
 
+    @contextlib.contextmanager
+    def own_hosts(self):
+        """Stops, when the block ends (also by an error), every host booted inside it: a module's
+        host names (salt, qmaster, ...) are free again for the next module on this network."""
+        before = set(self.hosts)
+        try:
+            yield
+        finally:
+            for name, host in list(self.hosts.items()):
+                if name not in before:
+                    host.stop()
+
     def start(self):
         STATE.mkdir(parents=True, exist_ok=True)
         self._lock = open(STATE / f"{self.prefix}.lock", "a")
