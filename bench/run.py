@@ -104,19 +104,23 @@ import concurrent.futures, json, subprocess, sys, time, urllib.request
 argv, ports = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 def one(port):
     script = "exec " + " ".join(argv).replace("{port}", str(port))
-    job = subprocess.run(["qsub", "-now", "yes", "-terse", "-j", "y", "-o", "/dev/null", "-S", "/bin/sh",
-                          "-l", "h_vmem=2G"], input=script, capture_output=True, text=True, check=True).stdout.strip()
+    qsub = subprocess.run(["qsub", "-now", "yes", "-terse", "-j", "y", "-o", "/dev/null", "-S", "/bin/sh",
+                           "-l", "h_vmem=2G"], input=script, capture_output=True, text=True)
+    if qsub.returncode:  # a refused submit is this floor's failure, as it would be a spawn's
+        return None, None, (qsub.stdout + qsub.stderr).strip()[-300:]
     while True:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=x", timeout=5)
-            return job, time.monotonic()
+            return qsub.stdout.strip(), time.monotonic(), None
         except OSError:
             time.sleep(0.05)
 started = time.monotonic()
 with concurrent.futures.ThreadPoolExecutor(len(ports)) as pool:
     done = list(pool.map(one, ports))
-print(json.dumps({"wall": max(t for _, t in done) - started, "jobs": [j for j, _ in done],
-                  "ready": sorted(round(t - started, 3) for _, t in done)}))
+ok = [(j, t) for j, t, _ in done if j]
+print(json.dumps({"wall": max(t for _, t in ok) - started, "jobs": [j for j, _ in ok],
+                  "ready": sorted(round(t - started, 3) for _, t in ok),
+                  "failures": [f for _, _, f in done if f]}))
 """
 
 
@@ -435,6 +439,10 @@ class Bench:
         self.results[f"{key}.{n}.floor"] = round(floor["wall"], 2)
         self.results[f"{key}.{n}.floor_p50"] = percentile(floor["ready"], 0.5)
         self.raw[f"{key}.{n}.floor_ready"] = floor["ready"]
+        self.results[f"{key}.{n}.floor_all_ready"] = len(floor["ready"])
+        if floor["failures"]:
+            self.raw[f"{key}.{n}.floor_failures"] = floor["failures"]
+            log(f"{key} {n}: floor: {len(floor['failures'])} submits refused, e.g. {floor['failures'][0]}")
         self.results[f"{key}.{n}.ratio"] = round(self.results[f"{key}.{n}.wall"] / floor["wall"], 2)
         log(f"{key} {n}: floor {floor['wall']:.1f} s (p50 {self.results[f'{key}.{n}.floor_p50']}), "
             f"ratio {self.results[f'{key}.{n}.ratio']}")
