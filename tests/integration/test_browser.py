@@ -251,7 +251,9 @@ def test_a_server_starts_runs_a_cell_and_stops(demo, page):
     page.wait_for_url(re.compile(r"/user/demo/lab"), timeout=300_000)
     TIMINGS["form to JupyterLab"] = time.monotonic() - started
     progress = page.evaluate("sessionStorage.getItem('jhsalt-progress')") or ""
-    for said in [r"Submitting the job \(.*queue=all\.q", r"Submitting the job \(.*runtime=08:00:00", r"Job \d+ submitted",
+    # "Job N submitted" shows only when the page asks before the job runs: a server that starts
+    # within a second (without rfc3987-syntax) is often already running by then
+    for said in [r"Submitting the job \(.*queue=all\.q", r"Submitting the job \(.*runtime=08:00:00",
                  r"Job \d+ is running on browser; starting Jupyter"]:
         assert re.search(said, progress), f"{said!r} not among the progress messages:\n{progress}"
 
