@@ -14,9 +14,10 @@ Usage (from the repository root, with network access to the package index)::
     # resolves with /usr/bin/python3 (Debian 12: CPython 3.11) in a throw-away venv
     python3 requirements/lock.py --from requirements/hub.in salt/jupyterhub/files/hub-requirements.lock
 
-Packages named in ``# left-out: NAME`` lines (of the .in file or the lock's header) are dropped
-from a re-resolved lock. Review the diff before committing. Lines that are not pins (comments, ``-r other.lock``) are
-kept as they are; pins of the lock's own comment header stay on top. Only the standard library
+Packages named in ``# left-out: NAME`` lines (of the .in file or the lock's header; the format
+is check-lock.py's, which removes them from existing envs) are dropped from a re-resolved lock.
+Review the diff before committing. Lines that are not pins (comments, ``-r other.lock``) are kept
+as they are; pins of the lock's own comment header stay on top. Only the standard library
 is used. The index is the Simple API (PEP 691 JSON) of ``$PIP_LOCK_INDEX`` (default
 https://pypi.org/simple).
 
@@ -27,6 +28,7 @@ come from the index; ``bootstrap.sh`` therefore installs the pinned, hashed buil
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -34,6 +36,12 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+
+# the lock format's reader that the hub role installs; one definition of `# left-out:` lines
+_spec = importlib.util.spec_from_file_location(
+    "check_lock", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "salt/jupyterhub/files/check-lock.py"))
+check_lock = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(check_lock)
 
 INDEX = os.environ.get("PIP_LOCK_INDEX", "https://pypi.org/simple").rstrip("/")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#\\]+)\s*(;[^#\\]*)?")
@@ -100,12 +108,6 @@ def resolve(infile):
     )
 
 
-def left_out(text):
-    """Names of ``# left-out: NAME (why)`` lines: packages the resolver wants that the lock leaves
-    out on purpose (the .in file says why; check-lock.py removes them from existing envs)."""
-    return re.findall(r"^#\s*left-out:\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text, flags=re.MULTILINE)
-
-
 def render(lines):
     """Lock text: non-pin lines kept, each pin followed by its hashes."""
     out = []
@@ -140,7 +142,7 @@ def main(argv=None):
     if args.infile:
         header = [ln for ln in lines if ln.startswith("#") or ln.startswith("-r")]
         with open(args.infile, encoding="utf-8") as handle:
-            skip = {canonical(n) for n in left_out("".join(header) + handle.read())}
+            skip = {canonical(n) for n in check_lock.left_out("".join(header) + handle.read())}
         lines = header + [f"{n}=={v}\n" for n, v in resolve(args.infile) if canonical(n) not in skip]
     text = render(lines)
     with open(args.lock + ".tmp", "w", encoding="utf-8") as handle:

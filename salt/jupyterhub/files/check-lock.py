@@ -46,8 +46,9 @@ def main(lock, mode="pins"):
     with open(lock, encoding="utf-8") as handle:
         text = handle.read()
     if mode == "pins":
-        problems = [f"{name}: want {version}, have {installed(name)}"
-                    for name, version in pins(text) if installed(name) != version]
+        have = {name: installed(name) for name, _ in pins(text)}
+        problems = [f"{name}: want {version}, have {have[name]}"
+                    for name, version in pins(text) if have[name] != version]
     else:
         present = [name for name in left_out(text) if installed(name) is not None]
         if mode == "remove" and present:
