@@ -9,6 +9,7 @@ to a temporary folder; on a failure the page is saved there too (the message nam
 Tests run in order on one module-scoped host and one browser page.
 """
 
+import contextlib
 import os
 import re
 import time
@@ -82,6 +83,12 @@ def page(sync_playwright, demo, shots):
         context.set_default_timeout(WAIT)
         context.add_init_script(RECORD_PROGRESS)
         page = context.new_page()
+        # what went wrong while a page loaded, for see()'s reload and its error message
+        page.failures = []
+        page.on("requestfailed", lambda r: page.failures.append(f"request failed: {r.method} {r.url}: {r.failure}"))
+        page.on("response", lambda r: r.status >= 500 and page.failures.append(f"response {r.status}: {r.url}"))
+        page.on("pageerror", lambda exc: page.failures.append(f"page error: {exc}"))
+        page.on("console", lambda m: m.type == "error" and page.failures.append(f"console error: {m.text}"))
         page.shots = shots
         page.base = f"https://{demo.ip}"
         yield page
@@ -97,13 +104,23 @@ def shot(page, name):
 
 def see(page, selector, text, timeout=WAIT, what=None):
     """Wait until the element `selector` shows `text` (a regex): its text; else fail with the page's
-    text and a screenshot."""
+    text, what failed while it loaded (page.failures) and a screenshot. A page whose own requests
+    failed (a script load aborted, a 5xx) is reloaded once, halfway through the wait, as a user
+    would; the reload and its reason are printed."""
     from playwright.sync_api import Error
 
     pattern = re.compile(text)
-    deadline = time.monotonic() + timeout / 1000
+    started = time.monotonic()
+    deadline, halfway = started + timeout / 1000, started + timeout / 2000
+    failures_before, reloaded = len(page.failures), False
     shown = ""
     while time.monotonic() < deadline:
+        failed = [f for f in page.failures[failures_before:] if f.startswith(("request", "response"))]
+        if failed and not reloaded and time.monotonic() > halfway:
+            print(f"reloading {page.url} while waiting for {what or text!r}: {failed[:3]}")
+            reloaded = True
+            with contextlib.suppress(Error):
+                page.reload()
         try:
             element = page.locator(selector).first
             element.wait_for(state="visible", timeout=5_000)
@@ -118,9 +135,10 @@ def see(page, selector, text, timeout=WAIT, what=None):
         saved = shot(page, f"failed-{re.sub(r'[^a-z0-9]+', '-', (what or text).lower())[:40]}")
     except Error as exc:
         body, saved = f"(page not readable: {exc})", None
+    failures = "\n".join(page.failures[failures_before:][-20:])
     raise AssertionError(f"timed out after {timeout / 1000:.0f} s waiting for {what or text!r} in {selector} "
                          f"at {page.url}\n--- {selector} ---\n{shown}\n--- page ---\n{body[-3000:]}\n"
-                         f"--- screenshot: {saved}")
+                         f"--- failed while loading ---\n{failures}\n--- screenshot: {saved}")
 
 
 def goto(page, path):
