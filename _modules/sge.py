@@ -24,10 +24,10 @@ So results are decided from the message, never from the exit code alone: an empt
           sge:
             root: /var/lib/gridengine
             cell: default
-            qconf: /usr/bin/qconf
-            qstat: /usr/bin/qstat
-            qsub: /usr/bin/qsub
-            qdel: /usr/bin/qdel
+            qconf: /usr/lib/gridengine/qconf
+            qstat: /usr/lib/gridengine/qstat
+            qsub: /usr/lib/gridengine/qsub
+            qdel: /usr/lib/gridengine/qdel
             utilbin: /usr/lib/gridengine
 """
 
@@ -49,10 +49,10 @@ __virtualname__ = "sge"
 DEFAULTS = {
     "root": "/var/lib/gridengine",
     "cell": "default",
-    "qconf": "/usr/bin/qconf",
-    "qstat": "/usr/bin/qstat",
-    "qsub": "/usr/bin/qsub",
-    "qdel": "/usr/bin/qdel",
+    "qconf": "/usr/lib/gridengine/qconf",
+    "qstat": "/usr/lib/gridengine/qstat",
+    "qsub": "/usr/lib/gridengine/qsub",
+    "qdel": "/usr/lib/gridengine/qdel",
     "utilbin": "/usr/lib/gridengine",
 }
 

@@ -48,7 +48,7 @@ def spawn_chart(results, raw):
     """One user's spawns (each a dot) against the two floors stacked."""
     spawns = raw.get("spawn.all", [])
     qsub, server = results["spawn.floor_qsub"], results["spawn.floor_server"]
-    vmax = nice(max(spawns + [qsub + server]) * 1.1)
+    vmax = nice(max(spawns + [qsub + server, qsub + results.get("spawn.floor_singleuser", 0)]) * 1.1)
     x0, x1 = LEFT + 110, WIDTH - RIGHT
     scale = (x1 - x0) / vmax
     body = [axis_x(x0, x1, HEIGHT - BOTTOM, vmax, "seconds, request to ready")]
@@ -58,14 +58,24 @@ def spawn_chart(results, raw):
                 f'<rect x="{x0 + qsub * scale}" y="{y - 14}" width="{server * scale}" height="28" fill="{BLUE}" '
                 f'opacity="0.6"/><text x="{x0 + (qsub + server) * scale + 6}" y="{y + 5}">qsub to first command '
                 f'{qsub:.2f} s + server alone {server:.2f} s</text>')
-    y += 90
+    single = results.get("spawn.floor_singleuser")
+    if single:  # the hub's server (jupyterhub-singleuser) started on its own
+        y += 60
+        body.append(f'<text x="{x0 - 8}" y="{y + 5}" text-anchor="end">the hub&#8217;s server</text>'
+                    f'<rect x="{x0}" y="{y - 14}" width="{qsub * scale}" height="28" fill="{GREY}"/>'
+                    f'<rect x="{x0 + qsub * scale}" y="{y - 14}" width="{single * scale}" height="28" '
+                    f'fill="{BLUE}" opacity="0.9"/><text x="{x0 + (qsub + single) * scale + 6}" y="{y + 5}">'
+                    f'+ jupyterhub-singleuser alone {single:.2f} s</text>')
+    y += 70 if single else 90
     body.append(f'<text x="{x0 - 8}" y="{y + 5}" text-anchor="end">through the hub</text>')
     for value in spawns:
         body.append(f'<circle cx="{x0 + value * scale}" cy="{y}" r="6" fill="{RED}" opacity="0.7"/>')
     med = results["spawn.median"]
     body.append(f'<line x1="{x0 + med * scale}" y1="{y - 20}" x2="{x0 + med * scale}" y2="{y + 20}" stroke="black"/>'
                 f'<text x="{x0 + med * scale + 6}" y="{y - 22}">median {med:.2f} s: ratio '
-                f'{results["spawn.ratio"]:.2f} (target 1.2)</text>')
+                f'{results["spawn.ratio"]:.2f} (target 1.2)'
+                + (f'; {results["spawn.ratio_singleuser"]:.2f} against the hub&#8217;s server alone' if single else "")
+                + '</text>')
     return svg(f"Spawn latency, one user ({len(spawns)} spawns)", "".join(body))
 
 
@@ -99,7 +109,8 @@ def burst_chart(results, raw, key, n):
     timeline = raw[f"{key}.{n}.timeline"]
     rows = sorted(timeline.values(), key=lambda t: t[1])
     floor = results.get(f"burst.{n}.floor")
-    vmax = nice(max([t[1] for t in rows] + [floor or 0]) * 1.05)
+    single = results.get(f"{key}.{n}.floor_singleuser") if key == "burst" else None
+    vmax = nice(max([t[1] for t in rows] + [floor or 0, single or 0]) * 1.05)
     row = max(4, min(14, (HEIGHT - TOP - BOTTOM - 20) // len(rows)))
     height = TOP + 20 + row * len(rows) + BOTTOM
     x0, x1 = LEFT, WIDTH - RIGHT
@@ -115,6 +126,11 @@ def burst_chart(results, raw, key, n):
                     f'y2="{height - BOTTOM}" stroke="black" stroke-dasharray="5 3"/>'
                     f'<text x="{x0 + floor * scale - 4}" y="{TOP + 12}" text-anchor="end">{n} bare servers as jobs: '
                     f'{floor:.1f} s</text>')
+    if single:
+        body.append(f'<line x1="{x0 + single * scale}" y1="{TOP + 28}" x2="{x0 + single * scale}" '
+                    f'y2="{height - BOTTOM}" stroke="{BLUE}" stroke-dasharray="5 3"/>'
+                    f'<text x="{x0 + single * scale - 4}" y="{TOP + 30}" text-anchor="end" fill="{BLUE}">'
+                    f'{n} hub servers (jupyterhub-singleuser) as jobs: {single:.1f} s</text>')
     wall, ratio = results[f"{key}.{n}.wall"], results.get(f"{key}.{n}.ratio")
     title = (f"{n} users press Start at once ({key.replace('_', ', ')}): all ready after {wall:.1f} s"
              + (f", ratio {ratio:.2f}" if ratio else ""))

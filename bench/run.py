@@ -16,6 +16,10 @@ Figures (seconds unless named; written to bench/results/<date>-<label>.json):
 - ``spawn.median``: request to ready, one user, 5 spawns (--quick: 3); ``spawn.floor_qsub`` (``qsub -now yes``
   until the job's first command ran) and ``spawn.floor_server`` (the same Jupyter app started on
   its own until it answers HTTP); ``spawn.ratio`` = median / (floor_qsub + floor_server);
+  ``spawn.floor_singleuser`` (the hub's server, ``jupyterhub-singleuser``, started on its own the
+  same way) and ``spawn.ratio_singleuser`` = median / (floor_qsub + floor_singleuser): what the
+  hub, the spawner and the job add beyond JupyterHub's own server; ``spawn.floor_server_cpu_s`` and
+  ``spawn.floor_singleuser_cpu_s``: the CPU seconds each used until it answered;
 - ``poll.qstat_per_min.N``: the hub's qstat calls per minute with N servers running;
 - ``detect.qdel`` (median of 3, --quick 2; qdel to the hub's notice), ``detect.dying`` (a server that fails
   at start: its death to the error on the user's spawn page; ``detect.dying_request_to_error``
@@ -24,6 +28,8 @@ Figures (seconds unless named; written to bench/results/<date>-<label>.json):
 - ``burst.N.p50``/``p95`` (request to ready of each of N users pressing Start at once),
   ``burst.N.all_ready``, ``burst.N.wall`` and ``burst.N.floor`` (N bare servers started as jobs at
   once on the same cell; ``burst.N.floor_p50`` their median start), ``burst.N.ratio`` = wall / floor;
+  ``burst.N.floor_singleuser`` (the same with the hub's server on its own) and
+  ``burst.N.ratio_singleuser`` = wall / floor_singleuser;
   with ``--repeat K`` the burst and its floor run K times, alternating, and each figure is the median
   (``raw.burst.N.runs``: every run; all_ready: the worst); ``burst.N.hub_cpu_s`` (the hub
   process's CPU seconds during the burst), ``burst.N.machine_cpu_s`` and
@@ -67,13 +73,15 @@ QSTAT_LOG = "/srv/jupyterhub/state/qstat-calls.log"
 QSTAT_COUNTING = f"""#!/bin/sh
 # benchmark only: count the hub's qstat calls, then run the real one
 echo "$(date +%s.%N) $*" >> {QSTAT_LOG}
-exec /usr/bin/qstat "$@"
+exec /usr/lib/gridengine/qstat "$@"
 """
+# the floors submit with the binary the hub runs (the demo profile's sge:qsub), not Debian's wrapper
+FLOOR_ENV = {"QSUB": "/usr/lib/gridengine/qsub", "SGE_ROOT": "/var/lib/gridengine", "SGE_CELL": "default"}
 FLOOR_QSUB = r"""
 import os, re, subprocess, sys, time
 mark = os.path.expanduser("~/.floor-started")
 started, wall = time.monotonic(), time.time()
-job = subprocess.run(["qsub", "-now", "yes", "-terse", "-j", "y", "-o", "/dev/null", "-S", "/bin/sh"],
+job = subprocess.run([os.environ.get("QSUB", "qsub"), "-now", "yes", "-terse", "-j", "y", "-o", "/dev/null", "-S", "/bin/sh"],
                      input=f"date +%s.%N > {mark}; sleep 60", capture_output=True, text=True,
                      check=True).stdout.strip()
 while not os.path.exists(mark) or not open(mark).read().strip():
@@ -84,36 +92,68 @@ subprocess.run(["qdel", job], capture_output=True)
 """
 SERVER_ARGV = ["{env}/bin/jupyter-lab", "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port={port}",
                "--IdentityProvider.token=x"]
+SERVER_URL = "http://127.0.0.1:{port}/api/status?token=x"
+
+
+def singleuser_argv(env, user):
+    """The hub's server (``jupyterhub-singleuser``: JupyterLab + JupyterHub's extension) started
+    on its own, with the environment the hub gives it (a token the hub does not know: it answers
+    403 to anyone, which is an answer; activity reports off, so it sends the hub nothing)."""
+    variables = {
+        "JUPYTERHUB_API_TOKEN": "floor-not-a-token", "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",
+        "JUPYTERHUB_BASE_URL": "/", "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{user}", "JUPYTERHUB_USER": user,
+        "JUPYTERHUB_SERVER_NAME": "", "JUPYTERHUB_SERVICE_PREFIX": f"/user/{user}/",
+        "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{{port}}/user/{user}/",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"/user/{user}/oauth_callback", "JUPYTERHUB_DEFAULT_URL": "/lab",
+        "JUPYTERHUB_OAUTH_SCOPES": f'["access:servers!user={user}"]',
+        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": f'["access:servers!user={user}"]',
+        "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]", "JUPYTERHUB_COOKIE_OPTIONS": '{"secure": true}',
+        "JUPYTERHUB_ACTIVITY_URL": ""}
+    return ["env", *(f"{k}={v}" for k, v in variables.items()), f"{env}/bin/jupyterhub-singleuser"]
+
+
 FLOOR_SERVER = r"""
-import json, os, subprocess, sys, time, urllib.request
-argv, port = json.loads(sys.argv[1]), sys.argv[2]
+import json, os, subprocess, sys, time, urllib.error, urllib.request
+argv, url = json.loads(sys.argv[1]), sys.argv[2]
 started = time.monotonic()
 server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=os.path.expanduser("~"))
 while True:
     try:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=x", timeout=5)
+        urllib.request.urlopen(url, timeout=5)
+        break
+    except urllib.error.HTTPError:  # an answer all the same (the hub's server refuses unknown callers)
         break
     except OSError:
         time.sleep(0.01)
-print(time.monotonic() - started)
+wall = time.monotonic() - started
+def cpu(pid):  # its own and its ended children's, and those of children still running
+    stat = open(f"/proc/{pid}/stat").read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    own = sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    return own + sum(cpu(int(k)) for k in kids)
+print(json.dumps({"wall": wall, "cpu": cpu(server.pid)}))
 server.terminate()
 server.wait()
 """
 FLOOR_BURST = r"""
-import concurrent.futures, json, subprocess, sys, time, urllib.request
-argv, ports = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+import concurrent.futures, json, os, shlex, subprocess, sys, time, urllib.error, urllib.request
+argv, ports, url = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 def one(port):
-    script = "exec " + " ".join(argv).replace("{port}", str(port))
-    qsub = subprocess.run(["qsub", "-now", "yes", "-terse", "-j", "y", "-o", "/dev/null", "-S", "/bin/sh",
+    script = "exec " + shlex.join(a.replace("{port}", str(port)) for a in argv)
+    qsub = subprocess.run([os.environ.get("QSUB", "qsub"), "-now", "yes", "-terse", "-j", "y", "-o", "/dev/null", "-S", "/bin/sh",
                            "-l", "h_vmem=2G"], input=script, capture_output=True, text=True)
     if qsub.returncode:  # a refused submit is this floor's failure, as it would be a spawn's
         return None, None, (qsub.stdout + qsub.stderr).strip()[-300:]
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=x", timeout=5)
-            return qsub.stdout.strip(), time.monotonic(), None
+            urllib.request.urlopen(url.replace("{port}", str(port)), timeout=5)
+        except urllib.error.HTTPError:  # an answer all the same
+            pass
         except OSError:
             time.sleep(0.05)
+            continue
+        return qsub.stdout.strip(), time.monotonic(), None
 started = time.monotonic()
 with concurrent.futures.ThreadPoolExecutor(len(ports)) as pool:
     done = list(pool.map(one, ports))
@@ -137,7 +177,7 @@ print(json.dumps(usage))
 
 PARTS = ("spawn", "detect", "poll", "burst", "postgresql", "conda")
 PHASES = [  # where a spawn's time goes, from the hub's journal: (name, pattern with {user})
-    ("verify started", r"COMMAND=/usr/bin/qsub -terse"),  # sudo's line of the -w p check (USER={user})
+    ("verify started", r"COMMAND=\S*/qsub -terse"),  # sudo's line of the -w p check (USER={user})
     ("submitting", r"{user}: Submitting the job"), ("qsub returned", r"{user}: Job \d+ submitted"),
     ("seen running", r"{user}: Job \d+ is running on"), ("port reported", r"POST /hub/api/batchspawner \({user}@"),
     ("listening", r"{user}: Jupyter is up on"), ("ready", r"Server {user} is ready|User {user} took")]
@@ -320,10 +360,16 @@ class Bench:
             self.stop(user)
             self.wait_gone(user)
             self.wait_empty_queue()
-        qsub = [float(self.host.run(["python3", "-c", FLOOR_QSUB], user=self.users[1]).stdout) for _ in range(repeat)]
-        argv = json.dumps([a.replace("{env}", self.worker_env) for a in SERVER_ARGV])
-        server = [float(self.host.run(["python3", "-c", FLOOR_SERVER, argv.replace("{port}", str(18800 + i)),
-                                       str(18800 + i)], user=self.users[1]).stdout) for i in range(repeat)]
+        qsub = [float(self.host.run(["python3", "-c", FLOOR_QSUB], user=self.users[1], env=FLOOR_ENV).stdout)
+                for _ in range(repeat)]
+        floors = {}
+        for kind in ("lab", "singleuser"):  # the bare server, and the hub's server on its own
+            floors[kind] = []
+            for i in range(repeat):
+                argv, url = self.server_command(kind, self.users[1], 18800 + i)
+                floors[kind].append(json.loads(self.host.run(["python3", "-c", FLOOR_SERVER, json.dumps(argv), url],
+                                                             user=self.users[1]).stdout))
+        server = [f["wall"] for f in floors["lab"]]
         self.wait_empty_queue()
         # what the hub's server (jupyterhub-singleuser: JupyterLab + the hub's extension) imports
         # more than the bare one: the part of the server start that is the hub's own
@@ -342,8 +388,16 @@ class Bench:
         self.results.update({"spawn.median": median(latencies), "spawn.floor_qsub": median(qsub),
                              "spawn.floor_server": median(server)})
         self.results["spawn.ratio"] = round(self.results["spawn.median"] / (median(qsub) + median(server)), 2)
+        singleuser = [f["wall"] for f in floors["singleuser"]]
+        self.raw["spawn.floor_singleuser.all"] = singleuser
+        self.results.update({
+            "spawn.floor_singleuser": median(singleuser),
+            "spawn.ratio_singleuser": round(self.results["spawn.median"] / (median(qsub) + median(singleuser)), 2),
+            "spawn.floor_server_cpu_s": median([f["cpu"] for f in floors["lab"]]),
+            "spawn.floor_singleuser_cpu_s": median([f["cpu"] for f in floors["singleuser"]])})
         log(f"spawn {self.results['spawn.median']} s vs floors {median(qsub)} + {median(server)} s: "
-            f"ratio {self.results['spawn.ratio']}")
+            f"ratio {self.results['spawn.ratio']}; against the hub's server on its own "
+            f"({median(singleuser)} s): {self.results['spawn.ratio_singleuser']}")
 
     def detection(self):
         user = self.users[0]
@@ -426,26 +480,42 @@ class Bench:
             self.wait_gone(user, timeout=300, step=0.5)
         self.wait_empty_queue(timeout=300)
 
-    def burst_floor(self, n, key="burst"):
-        argv = json.dumps([a.replace("{env}", self.worker_env) for a in SERVER_ARGV])
+    def server_command(self, kind, user, port):
+        """(argv, URL) of a bare JupyterLab ("lab") or of the hub's server on its own
+        ("singleuser"), with ``{port}`` left in when ``port`` is None."""
+        argv = ([a.replace("{env}", self.worker_env) for a in SERVER_ARGV] if kind == "lab"
+                else singleuser_argv(self.worker_env, user))
+        url = SERVER_URL if kind == "lab" else f"http://127.0.0.1:{{port}}/user/{user}/api/status"
+        if port is None:
+            return argv, url
+        return [a.replace("{port}", str(port)) for a in argv], url.replace("{port}", str(port))
+
+    def burst_floor(self, n, key="burst", kind="lab"):
+        """N servers started as jobs at once, straight from qsub: bare JupyterLabs (the floor of
+        ``burst.N.ratio``) or, with kind="singleuser", the hub's server on its own (``_singleuser``
+        figures: what the burst costs beyond JupyterHub's single-user server)."""
+        user = self.users[-1]
+        argv, url = self.server_command(kind, user, None)
         ports = json.dumps([19000 + i for i in range(n)])
+        suffix = "" if kind == "lab" else "_singleuser"
         machine_cpu, units = self.machine_cpu(), self.unit_cpu()
-        out = self.host.run(["python3", "-c", FLOOR_BURST, argv, ports], user=self.users[-1], timeout=900).stdout
+        out = self.host.run(["python3", "-c", FLOOR_BURST, json.dumps(argv), ports, url], user=user, env=FLOOR_ENV,
+                            timeout=900).stdout
         floor = json.loads(out)
-        self.results[f"{key}.{n}.floor_machine_cpu_s"] = round(self.machine_cpu() - machine_cpu, 1)
-        self.raw[f"{key}.{n}.floor_unit_cpu_s"] = self.unit_cpu(since=units)
-        self.host.run(["qdel", *floor["jobs"]], user=self.users[-1], check=False)
+        self.results[f"{key}.{n}.floor{suffix}_machine_cpu_s"] = round(self.machine_cpu() - machine_cpu, 1)
+        self.raw[f"{key}.{n}.floor{suffix}_unit_cpu_s"] = self.unit_cpu(since=units)
+        self.host.run(["qdel", *floor["jobs"]], user=user, check=False)
         self.wait_empty_queue(timeout=300)
-        self.results[f"{key}.{n}.floor"] = round(floor["wall"], 2)
-        self.results[f"{key}.{n}.floor_p50"] = percentile(floor["ready"], 0.5)
-        self.raw[f"{key}.{n}.floor_ready"] = floor["ready"]
-        self.results[f"{key}.{n}.floor_all_ready"] = len(floor["ready"])
+        self.results[f"{key}.{n}.floor{suffix}"] = round(floor["wall"], 2)
+        self.results[f"{key}.{n}.floor{suffix}_p50"] = percentile(floor["ready"], 0.5)
+        self.raw[f"{key}.{n}.floor{suffix}_ready"] = floor["ready"]
+        self.results[f"{key}.{n}.floor{suffix}_all_ready"] = len(floor["ready"])
         if floor["failures"]:
-            self.raw[f"{key}.{n}.floor_failures"] = floor["failures"]
-            log(f"{key} {n}: floor: {len(floor['failures'])} submits refused, e.g. {floor['failures'][0]}")
-        self.results[f"{key}.{n}.ratio"] = round(self.results[f"{key}.{n}.wall"] / floor["wall"], 2)
-        log(f"{key} {n}: floor {floor['wall']:.1f} s (p50 {self.results[f'{key}.{n}.floor_p50']}), "
-            f"ratio {self.results[f'{key}.{n}.ratio']}")
+            self.raw[f"{key}.{n}.floor{suffix}_failures"] = floor["failures"]
+            log(f"{key} {n}: floor{suffix}: {len(floor['failures'])} submits refused, e.g. {floor['failures'][0]}")
+        self.results[f"{key}.{n}.ratio{suffix}"] = round(self.results[f"{key}.{n}.wall"] / floor["wall"], 2)
+        log(f"{key} {n}: floor{suffix} {floor['wall']:.1f} s (p50 {self.results[f'{key}.{n}.floor{suffix}_p50']}), "
+            f"ratio{suffix} {self.results[f'{key}.{n}.ratio{suffix}']}")
 
     def hub_cpu(self):
         """(CPU seconds of the hub process so far, its RSS in MB)"""
@@ -525,13 +595,15 @@ class Bench:
                             self.hub_cost(n)
                     self.stop_all(users)
                     self.burst_floor(n)
+                    self.burst_floor(n, kind="singleuser")
                     runs.append({key.split(".", 2)[2]: value for key, value in self.results.items()
                                  if key.startswith(f"burst.{n}.")})
                     runs[-1]["timeline"] = self.raw[f"burst.{n}.timeline"]
                 if len(runs) > 1:  # each figure's median over the runs; all_ready: the worst run
                     self.raw[f"burst.{n}.runs"] = runs
                     for key in ("wall", "p50", "p95", "floor", "floor_p50", "ratio", "hub_cpu_s", "machine_cpu_s",
-                                "floor_machine_cpu_s"):
+                                "floor_machine_cpu_s", "floor_singleuser", "floor_singleuser_p50", "ratio_singleuser",
+                                "floor_singleuser_machine_cpu_s"):
                         self.results[f"burst.{n}.{key}"] = median([r[key] for r in runs if r[key] is not None])
                     self.results[f"burst.{n}.all_ready"] = min(r["all_ready"] for r in runs)
                     log(f"burst {n}, median of {len(runs)} runs: ratio {self.results[f'burst.{n}.ratio']} "

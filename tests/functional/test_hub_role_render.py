@@ -107,7 +107,7 @@ def test_group_members_managed_elsewhere_are_left_alone(make_loaders):
 
 def test_sudo_rule_names_only_qsub_and_qdel(make_loaders):
     context = args_of(show(make_loaders(jupyterhub_profile="prod")), "jupyterhub-sudoers-installed")["context"]
-    assert context["commands"] == ["/usr/bin/qsub", "/usr/bin/qdel"]
+    assert context["commands"] == ["/usr/lib/gridengine/qsub", "/usr/lib/gridengine/qdel"]
     assert context["access"]["group"] == "jupyterhub-users" and context["command_timeout"] == 30
 
 

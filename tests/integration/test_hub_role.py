@@ -215,7 +215,7 @@ def test_sudo_allows_exactly_qsub_and_qdel(hub):
     listing = hub.run(["sudo", "-l", "-U", "jupyter"]).stdout
     commands = re.findall(r"NOPASSWD:\s*(.+)", listing)
     assert len(commands) == 1, listing
-    assert sorted(c.strip() for c in commands[0].split(",")) == ["/usr/bin/qdel", "/usr/bin/qsub"]
+    assert sorted(c.strip() for c in commands[0].split(",")) == ["/usr/lib/gridengine/qdel", "/usr/lib/gridengine/qsub"]
     assert "(%jupyterhub-users, %!sudo, %!wheel, %!admin, !root, !#0" in listing, listing
     # Grid Engine's settings come from root's file, nothing from the hub's environment
     assert "env_keep=LANG" in listing and "env_file=/etc/sudoers.d/jupyterhub.env" in listing, listing
@@ -226,11 +226,11 @@ def test_sudo_runs_qsub_as_a_user_but_not_as_root_or_system_accounts(hub):
     def as_jupyter(*argv):
         return hub.run(["runuser", "-u", "jupyter", "--", "sudo", "-n", *argv], check=False)
 
-    allowed = as_jupyter("-u", "alice", "/usr/bin/qsub", "-help")
+    allowed = as_jupyter("-u", "alice", "/usr/lib/gridengine/qsub", "-help")
     assert "not allowed" not in allowed.stderr and "password is required" not in allowed.stderr, allowed
     # bob has an account but is not whitelisted on this dev host: not in the group
     for runas in ("root", "#0", "daemon", "www-data", "jupyter", "bob"):
-        denied = as_jupyter("-u", runas, "/usr/bin/qsub", "-help")
+        denied = as_jupyter("-u", runas, "/usr/lib/gridengine/qsub", "-help")
         assert denied.returncode != 0, runas
         assert "not allowed" in denied.stderr or "password is required" in denied.stderr, denied.stderr
     shell = as_jupyter("-u", "alice", "/bin/sh", "-c", "id")

@@ -46,7 +46,7 @@ if [ -e /srv/jupyterhub/qstat-fails ]; then
   echo 'error: commlib error: got select error (Connection refused)' >&2
   exit 1
 fi
-exec /usr/bin/qstat "$@"
+exec /usr/lib/gridengine/qstat "$@"
 """
 
 
@@ -234,7 +234,7 @@ def jobs_of(qmaster, user, states=False):
 def qsub_calls(hub):
     """qsub runs through sudo, which logs every command it runs."""
     out = hub.run(["journalctl", "--no-pager", "-o", "cat", "_COMM=sudo"], check=False).stdout
-    return out.count("COMMAND=/usr/bin/qsub")
+    return out.count("COMMAND=/usr/lib/gridengine/qsub")
 
 
 # -------------------------------------------------------------------------------- the happy path

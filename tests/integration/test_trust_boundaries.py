@@ -139,18 +139,19 @@ def test_a_link_at_a_secrets_path_fails_the_state_and_is_not_followed(host):
 
 @pytest.mark.parametrize("account", ["debian", "admin", "root", "#0", "#1000", "daemon", "jupyter", "demo2"])
 def test_the_hub_account_cannot_submit_as_a_privileged_account(host, account):
-    denied = as_jupyter(host, "sudo", "-n", "-u", account, "/usr/bin/qsub", "-help")
+    denied = as_jupyter(host, "sudo", "-n", "-u", account, "/usr/lib/gridengine/qsub", "-help")
     assert denied.returncode != 0 and re.search(r"not allowed|password is required|unknown user",
                                                 denied.stderr), denied
 
 
 def test_the_hub_account_submits_as_ordinary_members_only_qsub_and_qdel(host):
-    assert as_jupyter(host, "sudo", "-n", "-u", "alice", "/usr/bin/qsub", "-help").returncode == 0
-    for argv in (["/usr/bin/qstat"], ["/bin/sh", "-c", "id"], ["/usr/bin/qconf", "-sm"]):
+    assert as_jupyter(host, "sudo", "-n", "-u", "alice", "/usr/lib/gridengine/qsub", "-help").returncode == 0
+    for argv in (["/usr/lib/gridengine/qstat"], ["/bin/sh", "-c", "id"], ["/usr/lib/gridengine/qconf", "-sm"],
+                 ["/usr/bin/qsub", "-help"]):  # Debian's wrapper script too: only the binaries the hub runs
         assert as_jupyter(host, "sudo", "-n", "-u", "alice", *argv).returncode != 0, argv
     # SGE's settings come from root's file: a compromised hub cannot point qsub elsewhere
     env = as_jupyter(host, "env", "SGE_ROOT=/srv/jupyterhub/state", "sudo", "-n", "-u", "alice",
-                     "/usr/bin/qsub", "-w", "v", "-b", "y", "/bin/true")
+                     "/usr/lib/gridengine/qsub", "-w", "v", "-b", "y", "/bin/true")
     assert env.returncode == 0 and "verification: found suitable queue" in env.stdout, env
 
 
@@ -159,7 +160,7 @@ def test_an_account_added_to_the_group_by_hand_stays_excluded(host):
     host.run(["gpasswd", "-a", "admin", "jupyterhub-users"])
     try:
         for account in ("debian", "admin"):
-            denied = as_jupyter(host, "sudo", "-n", "-u", account, "/usr/bin/qsub", "-help")
+            denied = as_jupyter(host, "sudo", "-n", "-u", account, "/usr/lib/gridengine/qsub", "-help")
             assert denied.returncode != 0, denied
     finally:
         result = host.state_apply()  # the group is pillar's: both are removed again

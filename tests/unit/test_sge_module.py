@@ -77,7 +77,7 @@ def test_debian_defaults(fake):
     rec = fake("ss")
     sge.list_submit_hosts()
     cmd, kwargs = rec.calls[0]
-    assert cmd[0] == "/usr/bin/qconf"
+    assert cmd[0] == "/usr/lib/gridengine/qconf"
     assert kwargs["env"] == {"SGE_ROOT": "/var/lib/gridengine", "SGE_CELL": "default"}
 
 
