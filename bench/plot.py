@@ -72,7 +72,9 @@ def spawn_chart(results, raw):
         body.append(f'<circle cx="{x0 + value * scale}" cy="{y}" r="6" fill="{RED}" opacity="0.7"/>')
     med = results["spawn.median"]
     body.append(f'<line x1="{x0 + med * scale}" y1="{y - 20}" x2="{x0 + med * scale}" y2="{y + 20}" stroke="black"/>'
-                f'<text x="{x0 + med * scale + 6}" y="{y - 22}">median {med:.2f} s: ratio '
+                + (f'<text x="{x0 + med * scale + 6}" y="{y - 22}">' if med < vmax / 2 else
+                   f'<text x="{x0 + med * scale - 6}" y="{y - 22}" text-anchor="end">')
+                + f'median {med:.2f} s: ratio '
                 f'{results["spawn.ratio"]:.2f} (target 1.2)'
                 + (f'; {results["spawn.ratio_singleuser"]:.2f} against the hub&#8217;s server alone' if single else "")
                 + '</text>')
@@ -124,12 +126,13 @@ def burst_chart(results, raw, key, n):
     if floor:
         body.append(f'<line x1="{x0 + floor * scale}" y1="{TOP + 10}" x2="{x0 + floor * scale}" '
                     f'y2="{height - BOTTOM}" stroke="black" stroke-dasharray="5 3"/>'
-                    f'<text x="{x0 + floor * scale - 4}" y="{TOP + 12}" text-anchor="end">{n} bare servers as jobs: '
+                    f'<text x="{x0 + floor * scale - 4}" y="{TOP - 4 if single else TOP + 12}" text-anchor="end">'
+                    f'{n} bare servers as jobs: '
                     f'{floor:.1f} s</text>')
     if single:
-        body.append(f'<line x1="{x0 + single * scale}" y1="{TOP + 28}" x2="{x0 + single * scale}" '
+        body.append(f'<line x1="{x0 + single * scale}" y1="{TOP + 16}" x2="{x0 + single * scale}" '
                     f'y2="{height - BOTTOM}" stroke="{BLUE}" stroke-dasharray="5 3"/>'
-                    f'<text x="{x0 + single * scale - 4}" y="{TOP + 30}" text-anchor="end" fill="{BLUE}">'
+                    f'<text x="{x0 + single * scale - 4}" y="{TOP + 12}" text-anchor="end" fill="{BLUE}">'
                     f'{n} hub servers (jupyterhub-singleuser) as jobs: {single:.1f} s</text>')
     wall, ratio = results[f"{key}.{n}.wall"], results.get(f"{key}.{n}.ratio")
     title = (f"{n} users press Start at once ({key.replace('_', ', ')}): all ready after {wall:.1f} s"
