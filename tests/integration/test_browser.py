@@ -76,9 +76,16 @@ def demo(sync_playwright, make_host):  # no host is booted where the browser tes
 
 
 @pytest.fixture(scope="module")
-def page(sync_playwright, demo, shots):
+def page(sync_playwright, demo, shots, tmp_path_factory):
+    # Chromium runs in a network namespace of its own on the demo's network: it aborts every request
+    # in flight (ERR_NETWORK_CHANGED, "Your connection was interrupted") when any interface of its
+    # namespace changes, and the other test workers add and remove interfaces all the time
+    namespace = demo.network.client_namespace()
+    chromium = tmp_path_factory.mktemp("chromium") / "chromium"
+    chromium.write_text(f'#!/bin/sh\nexec ip netns exec {namespace} {CHROMIUM} "$@"\n')
+    chromium.chmod(0o755)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(ignore_https_errors=True, viewport=VIEWPORT)  # self-signed
         context.set_default_timeout(WAIT)
         context.add_init_script(RECORD_PROGRESS)

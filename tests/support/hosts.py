@@ -692,6 +692,7 @@ class TestNetwork:
         _rmtree(WORK / self.prefix)
         for left in Path("/run/systemd/nspawn/propagate").glob(f"{self.prefix}-*"):
             shutil.rmtree(left, ignore_errors=True)
+        self._remove_client_namespace()
         _sh("ip", "link", "del", self.bridge, check=False)
         _sh("nft", "delete", "table", "ip", self.nft_table, check=False)
 
@@ -705,6 +706,7 @@ class TestNetwork:
             with contextlib.suppress(Exception):
                 host.stop()
         if self._lock:
+            self._remove_client_namespace()
             _sh("nft", "delete", "table", "ip", self.nft_table, check=False)
             _sh("ip", "link", "del", self.bridge, check=False)
             _ip_forward(self.prefix, False)
@@ -713,6 +715,30 @@ class TestNetwork:
             self._lock = None
         if self in _LIVE:
             _LIVE.remove(self)
+
+    # -- a client's own network namespace
+
+    def client_namespace(self):
+        """A network namespace with one address on this network and nothing else: for a client
+        that must not see the machine's other interfaces come and go (Chromium aborts every request
+        in flight, ERR_NETWORK_CHANGED, whenever any interface changes, e.g. when another test run
+        boots a host). Run a program in it with ``ip netns exec <name>``; close() removes it."""
+        name, outside, inside = f"{self.prefix}-client", f"{self.prefix}-cl0", f"{self.prefix}-cl1"
+        if name not in _sh("ip", "netns", "list").stdout.split():
+            used = {h.ip for h in self.hosts.values()}
+            self._last_octet = next(n for n in range(self._last_octet + 1, 255) if f"{self.subnet}.{n}" not in used)
+            _sh("ip", "netns", "add", name)
+            _sh("ip", "link", "add", outside, "type", "veth", "peer", "name", inside)
+            _sh("ip", "link", "set", inside, "netns", name)
+            _sh("ip", "link", "set", outside, "master", self.bridge, "up")
+            _sh("ip", "-n", name, "addr", "add", f"{self.subnet}.{self._last_octet}/24", "dev", inside)
+            _sh("ip", "-n", name, "link", "set", inside, "up")
+            _sh("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    def _remove_client_namespace(self):
+        _sh("ip", "netns", "del", f"{self.prefix}-client", check=False)
+        _sh("ip", "link", "del", f"{self.prefix}-cl0", check=False)
 
     # -- hosts
 
