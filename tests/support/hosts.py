@@ -716,6 +716,13 @@ class TestNetwork:
         if self in _LIVE:
             _LIVE.remove(self)
 
+    def _next_address(self):
+        """The next address of this network never used in this run (a reused one may sit in other
+        hosts' ARP caches)."""
+        used = {h.ip for h in self.hosts.values()}
+        self._last_octet = next(n for n in range(self._last_octet + 1, 255) if f"{self.subnet}.{n}" not in used)
+        return f"{self.subnet}.{self._last_octet}"
+
     # -- a client's own network namespace
 
     def client_namespace(self):
@@ -725,13 +732,12 @@ class TestNetwork:
         boots a host). Run a program in it with ``ip netns exec <name>``; close() removes it."""
         name, outside, inside = f"{self.prefix}-client", f"{self.prefix}-cl0", f"{self.prefix}-cl1"
         if name not in _sh("ip", "netns", "list").stdout.split():
-            used = {h.ip for h in self.hosts.values()}
-            self._last_octet = next(n for n in range(self._last_octet + 1, 255) if f"{self.subnet}.{n}" not in used)
+            address = self._next_address()
             _sh("ip", "netns", "add", name)
             _sh("ip", "link", "add", outside, "type", "veth", "peer", "name", inside)
             _sh("ip", "link", "set", inside, "netns", name)
             _sh("ip", "link", "set", outside, "master", self.bridge, "up")
-            _sh("ip", "-n", name, "addr", "add", f"{self.subnet}.{self._last_octet}/24", "dev", inside)
+            _sh("ip", "-n", name, "addr", "add", f"{address}/24", "dev", inside)
             _sh("ip", "-n", name, "link", "set", inside, "up")
             _sh("ip", "-n", name, "link", "set", "lo", "up")
         return name
@@ -750,10 +756,7 @@ class TestNetwork:
         if name in self.hosts:
             raise ValueError(f"host {name!r} exists already in {self}; stop() it first")
         used = {h.ip for h in self.hosts.values()}
-        if not ip:  # next address never used in this run (a reused one may sit in other hosts' ARP caches)
-            self._last_octet = next(n for n in range(self._last_octet + 1, 255)
-                                    if f"{self.subnet}.{n}" not in used)
-            ip = f"{self.subnet}.{self._last_octet}"
+        ip = ip or self._next_address()
         if ip in used or not ip.startswith(self.subnet + ".") or ip == self.gateway:
             raise ValueError(f"address {ip} for {name!r}: taken or not in {self.subnet}.0/24")
         host = Host(self, name, ip, binds, shape)
