@@ -39,6 +39,9 @@ Figures (seconds unless named; written to bench/results/<date>-<label>.json):
   jobs); ``burst_postgresql.N.*`` the same with
   ``database:backend: postgresql`` (once, against the median floor);
 - ``hub.rss_mb``, ``hub.cpu_s_per_min`` (the hub process with N idle servers, one minute),
+  ``hub.requests_per_min`` and ``hub.request_s_per_min`` (the requests it answered in that minute
+  and the time it spent on them, from its own request log; ``raw.hub.window``: per route, and the
+  qstat calls of the window),
   ``proxy.rss_mb``, ``server.rss_mb`` (one idle server's job: its processes' RSS);
 - ``conda.noop``: a no-op ``conda_env.present`` of a 300-package env with its lock
   (bench/conda_noop.py).
@@ -181,6 +184,28 @@ PHASES = [  # where a spawn's time goes, from the hub's journal: (name, pattern 
     ("submitting", r"{user}: Submitting the job"), ("qsub returned", r"{user}: Job \d+ submitted"),
     ("seen running", r"{user}: Job \d+ is running on"), ("port reported", r"POST /hub/api/batchspawner \({user}@"),
     ("listening", r"{user}: Jupyter is up on"), ("ready", r"Server {user} is ready|User {user} took")]
+
+
+REQUEST_LOG = re.compile(r"\b(?P<status>[1-5]\d\d) (?P<method>[A-Z]+) (?P<uri>\S+)(?: -> \S+)? \(\S*\) (?P<ms>[\d.]+)ms$")
+
+
+def hub_requests(journal, users):
+    """JupyterHub's request log lines (``200 POST /hub/api/users/u01/activity (u01@10.0.0.2) 12.34ms``)
+    grouped by method, route and status (user names as ``{user}``, no query): count and milliseconds,
+    the most expensive first."""
+    names = re.compile(r"/(" + "|".join(map(re.escape, users)) + r")(?=/|$)") if users else None
+    routes = {}
+    for line in journal.splitlines():
+        match = REQUEST_LOG.search(line)
+        if not match:
+            continue
+        uri = match["uri"].split("?", 1)[0]
+        uri = names.sub("/{user}", uri) if names else uri
+        route = routes.setdefault(f"{match['method']} {uri} {match['status']}", {"count": 0, "ms": 0.0})
+        route["count"] += 1
+        route["ms"] += float(match["ms"])
+    return {key: {"count": r["count"], "ms": round(r["ms"], 1)}
+            for key, r in sorted(routes.items(), key=lambda kv: -kv[1]["ms"])}
 
 
 def log(message):
@@ -546,11 +571,26 @@ class Bench:
 
         time.sleep(10)
         cpu0, _ = sample()
+        since, qstat0 = time.time(), self.qstat_calls()
         time.sleep(self.args.window)
         cpu1, rss = sample()
+        until, qstat1 = time.time(), self.qstat_calls()
+        per_min = 60 / self.args.window
         self.results["hub.servers"] = n
         self.results["hub.rss_mb"] = round(rss, 1)
-        self.results["hub.cpu_s_per_min"] = round((cpu1 - cpu0) * 60 / self.args.window, 2)
+        self.results["hub.cpu_s_per_min"] = round((cpu1 - cpu0) * per_min, 2)
+        # where that CPU goes: the requests the hub answered in the window (its own request log:
+        # route, count, the milliseconds it spent on each) and the polls it made
+        journal = self.host.run(["journalctl", "-u", "jupyterhub", "--no-pager", "-o", "cat",
+                                 "--since", f"@{since:.3f}", "--until", f"@{until:.3f}"]).stdout
+        routes = hub_requests(journal, self.users)
+        self.raw["hub.window"] = {"seconds": self.args.window, "cpu_s": round(cpu1 - cpu0, 2),
+                                  "qstat_calls": qstat1 - qstat0, "requests": routes}
+        self.results["hub.requests_per_min"] = round(sum(r["count"] for r in routes.values()) * per_min, 1)
+        self.results["hub.request_s_per_min"] = round(sum(r["ms"] for r in routes.values()) / 1000 * per_min, 2)
+        log(f"hub window: {self.results['hub.requests_per_min']} requests/min taking "
+            f"{self.results['hub.request_s_per_min']} s/min, {qstat1 - qstat0} qstat calls; "
+            + ", ".join(f"{route} x{r['count']} {r['ms']:.0f} ms" for route, r in routes.items()))
         proxy = self.host.run("ps -C node -o rss= | awk '{s+=$1} END {print s/1024}'").stdout.strip()
         self.results["proxy.rss_mb"] = round(float(proxy or 0), 1)
         one = self.host.run(f"ps -u {self.users[0]} -o rss= | awk '{{s+=$1}} END {{print s/1024}}'").stdout.strip()

@@ -55,19 +55,19 @@ def minion_config(salt_factories):
 # whole modules, so a module's hosts live in one worker, in the order the workers collected them:
 # the integration modules first, longest first (seconds they took in CI on this 2-core machine; a
 # module not listed counts as 0), then the unit and functional tests fill in at the end.
-# Refresh: python -m tests.support.module_seconds <junit file of a bin/test run> (2026-12-05: a 4-worker
-# run; test_master's salt-ssh test, 385 s of its 1017, is test_salt_ssh now).
+# Refresh: python -m tests.support.module_seconds <junit file of a bin/test run> (2026-12-07: a warm
+# 3-worker run, 13:14; test_hub_role before its static shape ran only the checks the name can change).
 MODULE_SECONDS = {
-    "integration/test_hub_role.py": 806,
-    "integration/test_master.py": 630,
-    "integration/test_admin_guide.py": 501,
-    "integration/test_spawn.py": 498,
-    "integration/test_demo.py": 434,
-    "integration/test_salt_ssh.py": 400,
-    "integration/test_trust_boundaries.py": 320,
-    "integration/test_sge_cell.py": 183,
-    "integration/test_browser.py": 112,
-    "integration/test_harness.py": 46,
+    "integration/test_hub_role.py": 440,
+    "integration/test_master.py": 408,
+    "integration/test_admin_guide.py": 296,
+    "integration/test_spawn.py": 287,
+    "integration/test_salt_ssh.py": 194,
+    "integration/test_trust_boundaries.py": 156,
+    "integration/test_demo.py": 141,
+    "integration/test_browser.py": 97,
+    "integration/test_sge_cell.py": 81,
+    "integration/test_harness.py": 15,
 }
 
 

@@ -36,6 +36,13 @@ def dev_pillar(network):
     }
 
 
+# Checks whose outcome does not depend on how the host's own name resolves (TLS protocols, PAM
+# and the allow-lists, file modes, the env's lock, pillar errors, clean) run on the loopback shape
+# only; what the name can change (the first and second apply, the certificate and the address the
+# hub binds, sudo's host lookup, the prod profile's CSR) runs on both.
+ONE_SHAPE = pytest.mark.parametrize("hub", ["loopback"], indirect=True)
+
+
 def main_pids(host):
     out = host.run(
         ["systemctl", "show", "-p", "MainPID", "--value", "jupyterhub", "jupyterhub-proxy", "nginx"]
@@ -136,6 +143,7 @@ def test_https_login_page_with_hsts(hub, cert_file):
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
 
+@ONE_SHAPE
 @pytest.mark.parametrize("version, accepted", [("-tls1_1", False), ("-tls1", False), ("-tls1_2", True)])
 def test_tls_versions(hub, version, accepted):
     # SECLEVEL=0 makes the client willing to speak the old protocols: a refusal is the server's.
@@ -168,6 +176,7 @@ def wait_for_hub(hub, cert_file):
     hosts.wait_for(answers, 60, what="the hub to answer")
 
 
+@ONE_SHAPE
 def test_pillar_is_authoritative_for_logins_and_admins(hub, test_network, cert_file):
     """Removing a name from jh_whitelist_users / jh_admin_users removes the login / admin role
     (JupyterHub's own lists only add), without deleting anything of the user."""
@@ -192,6 +201,7 @@ def test_pillar_is_authoritative_for_logins_and_admins(hub, test_network, cert_f
     assert current_user(alice, hub)[1]["admin"] is True
 
 
+@ONE_SHAPE
 def test_whitelisted_user_is_not_admin(hub, cert_file):
     session, response = login(hub, cert_file, "carol", USERS["carol"])
     assert response.status_code == 302
@@ -199,12 +209,14 @@ def test_whitelisted_user_is_not_admin(hub, cert_file):
     assert status == 200 and model["admin"] is False
 
 
+@ONE_SHAPE
 def test_wrong_password_is_refused(hub, cert_file):
     session, response = login(hub, cert_file, "alice", "not-her-password")
     assert response.status_code != 302
     assert current_user(session, hub)[0] == 403
 
 
+@ONE_SHAPE
 def test_dev_refuses_a_user_who_is_not_whitelisted(hub, cert_file):
     session, response = login(hub, cert_file, "bob", USERS["bob"])
     assert response.status_code != 302
@@ -242,6 +254,7 @@ def stat_of(hub, path):
     return owner, group, mode
 
 
+@ONE_SHAPE
 @pytest.mark.parametrize(
     "path, expected",
     [
@@ -263,6 +276,7 @@ def test_file_owners_and_modes(hub, path, expected):
     assert stat_of(hub, path) == expected
 
 
+@ONE_SHAPE
 def test_secrets_are_not_readable_by_users_and_not_in_settings(hub):
     for path in ("/etc/jupyterhub/jupyterhub_cookie_secret", "/etc/jupyterhub/proxy.env", "/etc/jupyterhub/ssl/hub.key"):
         assert hub.run(["cat", path], user="alice", check=False).returncode != 0
@@ -288,11 +302,13 @@ def test_hub_runs_unprivileged_and_binds_the_cluster_address(hub):
     assert "127.0.0.1:8000" in listening
 
 
+@ONE_SHAPE
 def test_journal_is_persistent(hub):
     assert "Storage=persistent" in hub.read_file("/etc/systemd/journald.conf.d/50-jupyterhub.conf")
     assert hub.run(["test", "-d", "/var/log/journal"], check=False).returncode == 0
 
 
+@ONE_SHAPE
 def test_env_update_timer_only_reports_by_default(hub):
     lock = hub.read_file("/opt/jupyterhub/venv/requirements.lock")
     hub.run(["systemctl", "start", "jupyterhub-env-update.service"], timeout=600)
@@ -301,6 +317,7 @@ def test_env_update_timer_only_reports_by_default(hub):
     assert hub.read_file("/opt/jupyterhub/venv/requirements.lock") == lock
 
 
+@ONE_SHAPE
 def test_the_env_installs_only_files_whose_hashes_the_lock_lists(hub, test_network, tmp_path):
     """The role's own install command (uv, --require-hashes) refuses a package whose file does not
     have a hash of the lock and installs nothing; applying jupyterhub.env puts back what is missing
@@ -335,6 +352,7 @@ def test_the_env_installs_only_files_whose_hashes_the_lock_lists(hub, test_netwo
     hub.run([f"{env}/bin/python", f"{env}/check-lock.py", f"{env}/requirements.lock"])
 
 
+@ONE_SHAPE
 def test_env_update_timer_refuses_a_checkout_others_can_write(hub):
     """A group-writable directory in the checkout: the root timer runs nothing and says why."""
     hub.run(["chmod", "g+w", "/srv/formula/_modules"])
@@ -352,6 +370,7 @@ def test_env_update_timer_refuses_a_checkout_others_can_write(hub):
     assert "Checking the hub environment" not in log
 
 
+@ONE_SHAPE
 def test_bad_pillar_names_the_key_and_changes_nothing(hub, test_network):
     before = hashlib.sha256(hub.read_file("/etc/jupyterhub/settings.json").encode()).hexdigest()
     pillar = dev_pillar(test_network)
@@ -390,17 +409,18 @@ def test_prod_profile_applies_and_admits_the_members_of_the_group(hub, test_netw
 
 
 
+@ONE_SHAPE
 def test_masterless_run_keeps_salt_state_inside_the_checkout(hub):
     for path in ("/etc/salt", "/var/cache/salt", "/var/log/salt"):
         assert hub.run(["test", "-e", path], check=False).returncode != 0, path
     assert hub.run(["test", "-d", "/srv/formula/.salt-run/var/cache/salt/minion"], check=False).returncode == 0
 
 
+@ONE_SHAPE
 def test_clean_removes_the_role_and_keeps_the_database(hub, test_network):
     """Last in this module: jupyterhub.clean leaves the host without the role's units, site and
     sudo rules; the database and the users' homes stay. Then the role applies again from there,
-    one SLS at a time (each SLS applies on its own; on the loopback shape, on the other the whole
-    role at once), and a full apply after them changes nothing."""
+    one SLS at a time (each SLS applies on its own), and a full apply after them changes nothing."""
     result = hub.state_apply("jupyterhub.clean", pillar=dev_pillar(test_network))
     assert result.ok, str(result)
     gone = ["/etc/systemd/system/jupyterhub.service", "/etc/systemd/system/jupyterhub-proxy.service",
@@ -416,9 +436,8 @@ def test_clean_removes_the_role_and_keeps_the_database(hub, test_network):
     assert again.ok and again.changed() == {}, str(again)
     # every SLS of the role alone, each while what it makes is still missing (those that include
     # others come after them); each must apply, and together they must be the role: a full apply
-    # afterwards changes nothing. On one shape: what each SLS includes and requires does not
-    # depend on how the host's name resolves (the whole role after clean runs on both)
-    for sls in STANDALONE_ORDER if hub.shape == "loopback" else ("jupyterhub",):
+    # afterwards changes nothing
+    for sls in STANDALONE_ORDER:
         alone = hub.state_apply(sls, pillar=dev_pillar(test_network))
         assert alone.ok, f"{sls}: {alone}"
         assert alone.changed() or sls in KEPT_BY_CLEAN, f"{sls} applied alone after clean changed nothing: {alone}"
