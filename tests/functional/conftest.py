@@ -5,20 +5,20 @@ from saltfactories.utils.functional import Loaders
 
 
 @pytest.fixture(scope="session")
-def loaders_by_grains(minion_config, tmp_path_factory):
+def loaders_by_grains():
     """One set of Loaders per set of extra grains, for the whole session: building them (grains,
     module discovery, a sync, two pillar compiles) takes ~2 s, rendering a role with them ~0.5 s."""
     made = {}
-    yield made, tmp_path_factory
+    yield made
     for loaders in made.values():
         loaders.reset_state()
 
 
 @pytest.fixture
-def make_loaders(loaders_by_grains, minion_config):
+def make_loaders(loaders_by_grains, minion_config, tmp_path_factory):
     """Loaders for a minion with extra grains (e.g. the pillar profile). Each test gets them as
     new: the modules' __context__ emptied and the pillar compiled again for these grains."""
-    made, tmp_path_factory = loaders_by_grains
+    made = loaders_by_grains
 
     def make(**grains):
         key = tuple(sorted(grains.items()))
